@@ -1,0 +1,87 @@
+// The host boundary. Everything in modules/ talks to the world only through a Host, so the firmware
+// (Moddable on the ESP32-S3 and in mcsim), the Node.js host and the test hosts run the same core.
+// A host translates; it does not decide.
+
+/** Opaque timer handle. */
+export type TimerId = unknown;
+
+export interface TlsOptions {
+  /** Name the server certificate must carry (SNI and verification). */
+  serverName: string;
+  /** The cluster CA, DER. */
+  ca?: Uint8Array;
+  /** false only by an explicit, loudly logged opt-in. */
+  verify: boolean;
+  /** RSA client certificate (DER) and PKCS#8 key (DER), for x509 node identities. */
+  clientCertificate?: Uint8Array;
+  clientKey?: Uint8Array;
+}
+
+export interface ConnectTarget {
+  host: string;
+  port: number;
+  /** Absent for plain TCP (tests and proxies only). */
+  tls?: TlsOptions;
+}
+
+export interface SocketEvents {
+  /** The connection is established (TLS handshake done) and writable. */
+  onConnect(): void;
+  /** Bytes arrived. The buffer may be reused by the host after the call returns. */
+  onData(bytes: Uint8Array): void;
+  /** The connection ended (error message when it failed). Called at most once. */
+  onClose(error?: string): void;
+}
+
+export interface HostSocket {
+  write(bytes: Uint8Array): void;
+  close(): void;
+}
+
+export interface HeapFigures {
+  /** Free bytes the agent's heap can still use. */
+  free: number;
+  /** Total size of that heap. */
+  total: number;
+}
+
+export type NetworkKind = "ethernet" | "wifi" | "host";
+
+export interface NetworkFacts {
+  kind: NetworkKind;
+  /** Is there a link with an address right now? */
+  connected: boolean;
+  /** The address the Node advertises as InternalIP ("" while unknown). */
+  address: string;
+  /** The MAC of the primary interface, "aa:bb:cc:dd:ee:ff"; stable identity comes from it. */
+  mac: string;
+  /** Network reconnects since the host started (Wi-Fi drops, Ethernet link losses). */
+  reconnects: number;
+  /** BSSID of the access point (Wi-Fi only). */
+  bssid?: string;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Host {
+  /** "esp32s3", "sim", "node", "scripted" … shown in the User-Agent and logs. */
+  readonly name: string;
+  /** Monotonic milliseconds since an arbitrary origin; never goes backwards. */
+  monotonic(): number;
+  setTimer(callback: () => void, ms: number): TimerId;
+  clearTimer(id: TimerId): void;
+  /** Uniform in [0, 1). */
+  random(): number;
+  randomBytes(length: number): Uint8Array;
+  utf8Encode(text: string): Uint8Array;
+  utf8Decode(bytes: Uint8Array): string;
+  connect(target: ConnectTarget, events: SocketEvents): HostSocket;
+  /** The heap the agent lives in; undefined where the platform cannot tell (release builds). */
+  heap(): HeapFigures | undefined;
+  network(): NetworkFacts;
+  /** Draws one LED frame; values already brightness-capped, 0–255. */
+  showLed?(r: number, g: number, b: number): void;
+  /** Sets the system clock where the platform has one to set (the board has no RTC). */
+  setSystemTime?(epochMs: number): void;
+  log(level: LogLevel, message: string): void;
+}

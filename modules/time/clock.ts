@@ -1,0 +1,113 @@
+// Wall clock for a board without an RTC: anchored from the API server's HTTP `Date` header, carried
+// forward on the monotonic clock, re-anchored from later responses, and never allowed to run backwards
+// (the node lifecycle controller counts a Lease renewal only when renewTime is strictly later).
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** Parses an IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT"; NaN if malformed. */
+export function parseHttpDate(value: string): number {
+  const m = /^[A-Z][a-z]{2}, (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(value.trim());
+  if (!m) return NaN;
+  const month = MONTHS.indexOf(m[2]);
+  if (month < 0) return NaN;
+  return Date.UTC(Number(m[3]), month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+const pad = (n: number, width: number) => String(n).padStart(width, "0");
+
+function utcParts(epochMs: number): string {
+  const d = new Date(epochMs);
+  return `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}T${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}`;
+}
+
+/** RFC 3339 with exactly six fractional digits, as a Kubernetes MicroTime requires. */
+export function formatMicroTime(epochMs: number): string {
+  const ms = Math.floor(epochMs);
+  const micros = Math.floor((epochMs - ms) * 1000);
+  return `${utcParts(ms)}.${pad(((ms % 1000) + 1000) % 1000, 3)}${pad(micros, 3)}Z`;
+}
+
+/** RFC 3339 to the second, the form the API server stores for ordinary Time fields. */
+export function formatTime(epochMs: number): string {
+  return `${utcParts(Math.floor(epochMs))}Z`;
+}
+
+export interface ClockOptions {
+  /** Monotonic milliseconds (host.monotonic). */
+  monotonic: () => number;
+  /** A re-anchor that moves the clock by more than this is a "slip" (Haunted). Default 5000 ms. */
+  slipThresholdMs?: number;
+  /** Called with the new estimate whenever the anchor moves (to set the system clock). */
+  onAnchor?: (epochMs: number) => void;
+}
+
+export class WallClock {
+  #monotonic: () => number;
+  #offset: number | undefined; // wall = monotonic + offset
+  #last = -Infinity;
+  #slipThreshold: number;
+  #onAnchor?: (epochMs: number) => void;
+  /** Set when a re-anchor moved the clock by more than the threshold; cleared by takeSlip(). */
+  #slipped = false;
+  /** How many times the Date header moved the estimate. */
+  anchors = 0;
+
+  constructor(options: ClockOptions) {
+    this.#monotonic = options.monotonic;
+    this.#slipThreshold = options.slipThresholdMs ?? 5000;
+    this.#onAnchor = options.onAnchor;
+  }
+
+  get anchored(): boolean {
+    return this.#offset !== undefined;
+  }
+
+  /**
+   * Feeds the `Date` header of a response that arrived `rttMs` after its request was sent. The header
+   * has one-second resolution and is stamped while the server handles the request, so the true time
+   * at arrival lies within [date, date + 1 s + rtt]. Inside that window the estimate is left alone
+   * (no jitter); outside it, the estimate moves to the nearest edge. Returns false for a bad header.
+   */
+  observeDate(header: string | undefined, rttMs = 0): boolean {
+    if (!header) return false;
+    const date = parseHttpDate(header);
+    if (!Number.isFinite(date)) return false;
+    const mono = this.#monotonic();
+    if (this.#offset === undefined) {
+      this.#offset = date + 500 - mono; // middle of the one-second window
+      this.anchors++;
+      this.#onAnchor?.(this.now());
+      return true;
+    }
+    const estimate = mono + this.#offset;
+    const earliest = date;
+    const latest = date + 1000 + Math.max(0, rttMs);
+    let corrected = estimate;
+    if (estimate < earliest) corrected = earliest;
+    else if (estimate > latest) corrected = latest;
+    if (corrected !== estimate) {
+      if (Math.abs(corrected - estimate) > this.#slipThreshold) this.#slipped = true;
+      this.#offset = corrected - mono;
+      this.anchors++;
+      this.#onAnchor?.(this.now());
+    }
+    return true;
+  }
+
+  /** Epoch milliseconds; strictly increasing (by ≥ 1 ms) between calls. Throws before the first anchor. */
+  now(): number {
+    if (this.#offset === undefined) throw new Error("wall clock not anchored yet (no Date header seen)");
+    let t = this.#monotonic() + this.#offset;
+    // A backwards correction must not show: hold the clock just above the last value handed out.
+    if (t <= this.#last) t = this.#last + 1;
+    this.#last = t;
+    return t;
+  }
+
+  /** True once after a re-anchor moved the clock by more than the slip threshold. */
+  takeSlip(): boolean {
+    const s = this.#slipped;
+    this.#slipped = false;
+    return s;
+  }
+}

@@ -1,0 +1,40 @@
+// A kubelet on a virtual host in front of the scripted API: the setup every scenario shares.
+import { Kubelet, type KubeletOptions } from "../../modules/kubelet/kubelet";
+import type { HeapFigures, NetworkFacts } from "../../modules/host";
+import { FakeApi } from "../support/fake-api";
+import { VirtualTime, createVirtualHost, type VirtualHost } from "../support/virtual";
+
+export interface Rig {
+  time: VirtualTime;
+  api: FakeApi;
+  host: VirtualHost;
+  kubelet: Kubelet;
+  heap: HeapFigures;
+  net: Partial<NetworkFacts>;
+  offline: boolean;
+}
+
+export function rig(overrides: Partial<KubeletOptions> = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
+  const time = new VirtualTime();
+  const api = new FakeApi(time);
+  const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
+  setup?.(partial);
+  const host = createVirtualHost({
+    time,
+    handler: api.handle,
+    heap: () => partial.heap,
+    network: () => partial.net,
+    offline: () => partial.offline,
+  });
+  const kubelet = new Kubelet(
+    { nodeName: "board-1", server: { host: "192.0.2.1", port: 6443 }, token: "t0ken", ledFps: 0, ...overrides },
+    host,
+  );
+  const r = partial as Rig;
+  r.host = host;
+  r.kubelet = kubelet;
+  return r;
+}
+
+/** Requests as "METHOD path" lines. */
+export const lines = (host: VirtualHost) => host.requests.map((r) => r.slice(0, r.indexOf(" HTTP/1.1")));
