@@ -351,7 +351,11 @@ export class Kubelet {
           if (res.status !== 200 && res.status !== 202 && res.status !== 404) throw toApiError("DELETE", path, res);
           this.#log("info", `Node ${this.#options.nodeName} deleted (decommissioned); its Lease goes with it`);
         } catch (err) {
-          this.#log("error", `decommission failed: ${describeError(err)}`);
+          const hint =
+            err instanceof ApiError && err.status === 403
+              ? ` — a system:node identity may not delete its own Node; run "kubectl delete node ${this.#options.nodeName}", or use the ServiceAccount identity from deploy/, which may`
+              : "";
+          this.#log("error", `decommission failed: ${describeError(err)}${hint}`);
         }
       }
     }

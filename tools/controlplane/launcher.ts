@@ -215,6 +215,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const child = spawn(built.bin("tether"), [built.bin(name), ...args], {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
+      // Own process group: a terminal's Ctrl-C reaches the launcher, which stops the components
+      // after its clients are done (a node agent still pushes "shutting down" first).
+      detached: true,
     });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);

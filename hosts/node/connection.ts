@@ -1,0 +1,71 @@
+// Where a simulated board connects and as whom: from a kubeconfig, or from server + CA + token.
+import { readFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { dirname, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+
+export interface ClusterConnection {
+  host: string;
+  port: number;
+  serverName: string;
+  caDer?: Uint8Array;
+  token?: string;
+  clientCertificate?: Uint8Array;
+  clientKey?: Uint8Array;
+  verify: boolean;
+}
+
+function pemToDer(pem: string, what: string): Uint8Array {
+  const m = /-----BEGIN [A-Z ]+-----([\s\S]+?)-----END/.exec(pem);
+  if (!m) throw new Error(`${what} is not PEM`);
+  return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ""), "base64"));
+}
+
+/** The CA as DER from a PEM or DER file. */
+export function readCa(file: string): Uint8Array {
+  const bytes = readFileSync(file);
+  const text = bytes.toString("latin1");
+  const der = text.includes("-----BEGIN") ? pemToDer(text, file) : new Uint8Array(bytes);
+  new X509Certificate(Buffer.from(der)); // throws a clear error for a file that is no certificate
+  return der;
+}
+
+export function parseServer(url: string): { host: string; port: number } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`--server "${url}" is not a URL like https://192.168.1.10:6443`);
+  }
+  if (u.protocol !== "https:") throw new Error(`--server "${url}" must be https://`);
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port: Number(u.port || 443) };
+}
+
+/** Reads server, CA and credentials of the current context of a kubeconfig. */
+export function fromKubeconfig(file: string): ClusterConnection {
+  const doc = parseYaml(readFileSync(file, "utf8"));
+  const ctxName = doc?.["current-context"];
+  const ctx = doc?.contexts?.find((c: any) => c.name === ctxName)?.context;
+  if (!ctx) throw new Error(`${file}: no current-context`);
+  const cluster = doc.clusters?.find((c: any) => c.name === ctx.cluster)?.cluster;
+  const user = doc.users?.find((u: any) => u.name === ctx.user)?.user ?? {};
+  if (!cluster?.server) throw new Error(`${file}: cluster "${ctx.cluster}" has no server`);
+  const base = dirname(resolve(file));
+  const { host, port } = parseServer(cluster.server);
+  const data = (inline: string | undefined, path: string | undefined, what: string): Uint8Array | undefined => {
+    if (inline) return pemToDer(Buffer.from(inline, "base64").toString("latin1"), what);
+    if (path) return pemToDer(readFileSync(resolve(base, path), "latin1"), what);
+    return undefined;
+  };
+  const token = user.token ?? (user.tokenFile ? readFileSync(resolve(base, user.tokenFile), "utf8").trim() : undefined);
+  return {
+    host,
+    port,
+    serverName: cluster["tls-server-name"] ?? host,
+    caDer: data(cluster["certificate-authority-data"], cluster["certificate-authority"], "certificate-authority"),
+    token,
+    clientCertificate: data(user["client-certificate-data"], user["client-certificate"], "client-certificate"),
+    clientKey: data(user["client-key-data"], user["client-key"], "client-key"),
+    verify: !cluster["insecure-skip-tls-verify"],
+  };
+}
