@@ -77,7 +77,7 @@ export class VirtualTime {
 }
 
 /** Server side of one scripted connection: gets whole requests, answers with raw bytes. */
-export type ScriptedHandler = (request: ParsedRequest) => string | { drop: true } | { hang: true };
+export type ScriptedHandler = (request: ParsedRequest) => string | { drop: true } | { hang: true } | { reply: string; thenClose: true };
 
 export interface ParsedRequest {
   method: string;
@@ -173,7 +173,12 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
             if (!req) return;
             buffer = buffer.slice(req.raw.length);
             requests.push(req.raw);
-            const answer = options.handler(req);
+            let answer = options.handler(req);
+            let thenClose = false;
+            if (typeof answer === "object" && "reply" in answer) {
+              thenClose = true;
+              answer = answer.reply;
+            }
             if (typeof answer !== "string") {
               if ("drop" in answer) {
                 open = false;
@@ -186,6 +191,13 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
             for (let i = 0; i < bytes.length; i += step) {
               const piece = bytes.slice(i, i + step);
               later(() => open && events.onData(piece));
+            }
+            if (thenClose) {
+              later(() => {
+                if (!open) return;
+                open = false;
+                events.onClose();
+              });
             }
           }
         },
