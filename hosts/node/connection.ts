@@ -1,6 +1,6 @@
 // Where a simulated board connects and as whom: from a kubeconfig, or from server + CA + token.
 import { readFileSync } from "node:fs";
-import { X509Certificate } from "node:crypto";
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 
@@ -57,6 +57,9 @@ export function fromKubeconfig(file: string): ClusterConnection {
     if (path) return pemToDer(readFileSync(resolve(base, path), "latin1"), what);
     return undefined;
   };
+  // Keys come as PKCS#8, SEC1 (EC) or PKCS#1 (RSA) PEM; everything downstream takes PKCS#8 DER.
+  const keyPem = user["client-key-data"] ? Buffer.from(user["client-key-data"], "base64").toString("latin1") : user["client-key"] ? readFileSync(resolve(base, user["client-key"]), "latin1") : undefined;
+  const clientKey = keyPem ? new Uint8Array(createPrivateKey(keyPem).export({ type: "pkcs8", format: "der" })) : undefined;
   const token = user.token ?? (user.tokenFile ? readFileSync(resolve(base, user.tokenFile), "utf8").trim() : undefined);
   return {
     host,
@@ -65,7 +68,7 @@ export function fromKubeconfig(file: string): ClusterConnection {
     caDer: data(cluster["certificate-authority-data"], cluster["certificate-authority"], "certificate-authority"),
     token,
     clientCertificate: data(user["client-certificate-data"], user["client-certificate"], "client-certificate"),
-    clientKey: data(user["client-key-data"], user["client-key"], "client-key"),
+    clientKey,
     verify: !cluster["insecure-skip-tls-verify"],
   };
 }

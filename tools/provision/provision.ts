@@ -1,0 +1,297 @@
+// `npm run provision -- --kubeconfig FILE --node NAME [--cert | --token] [options]`
+//
+// Run on your PC with a kubeconfig that may create RBAC objects and approve CSRs (a cluster admin's).
+// It gives the board an identity and writes what the firmware loads:
+//   --cert (default)  an RSA client certificate for system:node:<name> (group system:nodes), issued
+//                     through the CSR API (signer kubernetes.io/kube-apiserver-client-kubelet) and
+//                     approved here; the Node authorizer and NodeRestriction then apply, as for a
+//                     real kubelet. RSA because the board's TLS stack can only sign with RSA keys.
+//   --token           a ServiceAccount xs-kubelet/<name> bound to the least-privilege roles in
+//                     deploy/, and a token for it from the TokenRequest API.
+// Output (default provisioned/<name>/, git-ignored; it holds secrets):
+//   modpreferences.json   preferences for the simulator (copy to /tmp/modpreferences.json)
+//   nvs.csv + *.der       an NVS partition description for the board (see README.txt there)
+import "reflect-metadata";
+import { generateKeyPairSync, webcrypto, X509Certificate } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import * as x509 from "@peculiar/x509";
+import { parseAllDocuments } from "yaml";
+import { nodeNameProblem } from "../../modules/k8s/names";
+import { derToPem } from "../../hosts/node/host";
+import { fromKubeconfig, parseServer, type ClusterConnection } from "../../hosts/node/connection";
+
+export const PREF_DOMAIN = "xs-kubelet";
+const SA_NAMESPACE = "xs-kubelet";
+const repoRoot = resolve(new URL("../..", import.meta.url).pathname);
+
+interface Api {
+  call(method: string, path: string, body?: unknown, contentType?: string): Promise<{ status: number; json: any; text: string }>;
+}
+
+export function adminApi(conn: ClusterConnection): Api {
+  return {
+    call(method, path, body, contentType = "application/json") {
+      const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+      return new Promise((resolvePromise, reject) => {
+        const req = request(
+          {
+            host: conn.host,
+            port: conn.port,
+            path,
+            method,
+            ca: conn.caDer ? derToPem(conn.caDer, "CERTIFICATE") : undefined,
+            rejectUnauthorized: conn.verify,
+            servername: /^[\d.]+$|:/.test(conn.serverName) ? undefined : conn.serverName,
+            cert: conn.clientCertificate ? derToPem(conn.clientCertificate, "CERTIFICATE") : undefined,
+            key: conn.clientKey ? derToPem(conn.clientKey, "PRIVATE KEY") : undefined,
+            headers: {
+              Accept: "application/json",
+              ...(payload !== undefined ? { "Content-Type": contentType } : {}),
+              ...(conn.token ? { Authorization: `Bearer ${conn.token}` } : {}),
+            },
+          },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (d: string) => (text += d));
+            res.on("end", () => {
+              let json: any;
+              try {
+                json = JSON.parse(text);
+              } catch {
+                json = undefined;
+              }
+              resolvePromise({ status: res.statusCode ?? 0, json, text });
+            });
+          },
+        );
+        req.on("error", reject);
+        req.end(payload);
+      });
+    },
+  };
+}
+
+function must(res: { status: number; json: any; text: string }, what: string, ok: number[] = [200, 201]): any {
+  if (!ok.includes(res.status)) throw new Error(`${what}: HTTP ${res.status}: ${res.json?.message ?? res.text.slice(0, 200)}`);
+  return res.json;
+}
+
+const RESOURCE_PATHS: Record<string, (name: string, ns?: string) => string> = {
+  Namespace: (n) => `/api/v1/namespaces/${n}`,
+  ServiceAccount: (n, ns) => `/api/v1/namespaces/${ns}/serviceaccounts/${n}`,
+  ClusterRole: (n) => `/apis/rbac.authorization.k8s.io/v1/clusterroles/${n}`,
+  ClusterRoleBinding: (n) => `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${n}`,
+  Role: (n, ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/${n}`,
+  RoleBinding: (n, ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${n}`,
+  ValidatingAdmissionPolicy: (n) => `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/${n}`,
+  ValidatingAdmissionPolicyBinding: (n) => `/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/${n}`,
+};
+
+/** Server-side apply of deploy/xs-kubelet.yaml and deploy/node-rbac.yaml for one node. */
+export async function applyNodeRbac(api: Api, node: string): Promise<void> {
+  const text = `${readFileSync(join(repoRoot, "deploy/xs-kubelet.yaml"), "utf8")}\n---\n${readFileSync(join(repoRoot, "deploy/node-rbac.yaml"), "utf8").replaceAll("NODE_NAME", node)}`;
+  for (const doc of parseAllDocuments(text)) {
+    const obj = doc.toJS();
+    if (!obj) continue;
+    const path = RESOURCE_PATHS[obj.kind];
+    if (!path) throw new Error(`deploy/: no API path known for kind ${obj.kind}`);
+    const res = await api.call("PATCH", `${path(obj.metadata.name, obj.metadata.namespace)}?fieldManager=xs-kubelet-provision&force=true`, obj, "application/apply-patch+yaml");
+    must(res, `applying ${obj.kind} ${obj.metadata.name}`);
+  }
+}
+
+export async function serviceAccountToken(api: Api, node: string, seconds: number): Promise<string> {
+  await applyNodeRbac(api, node);
+  const res = await api.call("POST", `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${node}/token`, {
+    apiVersion: "authentication.k8s.io/v1",
+    kind: "TokenRequest",
+    spec: { expirationSeconds: seconds },
+  });
+  return must(res, "requesting a ServiceAccount token").status.token;
+}
+
+export interface IssuedCertificate {
+  certificate: Uint8Array;
+  /** PKCS#8 DER */
+  key: Uint8Array;
+  csrName: string;
+}
+
+/** An RSA key and a certificate for system:node:<name> from the CSR API, approved by the caller. */
+export async function nodeClientCertificate(api: Api, node: string, log: (l: string) => void = () => undefined): Promise<IssuedCertificate> {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const alg = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  const keys = {
+    privateKey: await webcrypto.subtle.importKey("pkcs8", privateKey.export({ type: "pkcs8", format: "der" }), alg, true, ["sign"]),
+    publicKey: await webcrypto.subtle.importKey("spki", publicKey.export({ type: "spki", format: "der" }), alg, true, ["verify"]),
+  };
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=system:node:${node}, O=system:nodes`, keys, signingAlgorithm: alg }, webcrypto as any);
+  const csrName = `xs-kubelet-${node}-${Date.now().toString(36)}`;
+  must(
+    await api.call("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", {
+      apiVersion: "certificates.k8s.io/v1",
+      kind: "CertificateSigningRequest",
+      metadata: { name: csrName, labels: { "app.kubernetes.io/managed-by": "xs-kubelet-provision" } },
+      spec: {
+        request: Buffer.from(csr.toString("pem")).toString("base64"),
+        signerName: "kubernetes.io/kube-apiserver-client-kubelet",
+        usages: ["digital signature", "key encipherment", "client auth"],
+        expirationSeconds: 365 * 24 * 3600,
+      },
+    }),
+    "creating the CertificateSigningRequest",
+  );
+  log(`CSR ${csrName} created; approving it`);
+  const current = must(await api.call("GET", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}`), "reading the CSR");
+  current.status = {
+    conditions: [{ type: "Approved", status: "True", reason: "XsKubeletProvision", message: `approved by npm run provision for node ${node}` }],
+  };
+  must(await api.call("PUT", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}/approval`, current), "approving the CSR");
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const got = must(await api.call("GET", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}`), "reading the CSR");
+    const failed = (got.status?.conditions ?? []).find((c: any) => c.type === "Failed" || c.type === "Denied");
+    if (failed) throw new Error(`CSR ${csrName} ${failed.type}: ${failed.message}`);
+    if (got.status?.certificate) {
+      const pem = Buffer.from(got.status.certificate, "base64").toString("latin1");
+      const cert = new X509Certificate(pem);
+      return { certificate: new Uint8Array(cert.raw), key: new Uint8Array(privateKey.export({ type: "pkcs8", format: "der" })), csrName };
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`CSR ${csrName} was approved but not signed within 60 s: is the cluster's CSR signing controller running (kube-controller-manager --cluster-signing-cert-file)?`);
+}
+
+export interface Provisioned {
+  node: string;
+  host: string;
+  port: number;
+  serverName: string;
+  ca: Uint8Array;
+  token?: string;
+  certificate?: IssuedCertificate;
+  wifi?: { ssid: string; password?: string };
+}
+
+/** The simulator's preferences file (Moddable's lin Preference format: buffers as "1,2,3"). */
+export function simulatorPreferences(p: Provisioned): Record<string, Record<string, unknown>> {
+  const buffer = (b: Uint8Array) => ({ buffer: Array.from(b).join(",") });
+  const prefs: Record<string, unknown> = { node: p.node, server: p.host, port: p.port, serverName: p.serverName, ca: buffer(p.ca) };
+  if (p.token) prefs.token = p.token;
+  if (p.certificate) {
+    prefs.clientCert = buffer(p.certificate.certificate);
+    prefs.clientKey = buffer(p.certificate.key);
+  }
+  if (p.wifi) {
+    prefs.wifiSsid = p.wifi.ssid;
+    if (p.wifi.password) prefs.wifiPass = p.wifi.password;
+  }
+  return { [PREF_DOMAIN]: prefs };
+}
+
+/** ESP-IDF nvs_partition_gen.py CSV: strings as NVS strings, the port as i32, DER files as blobs. */
+export function nvsCsv(p: Provisioned): string {
+  const rows = ["key,type,encoding,value", `${PREF_DOMAIN},namespace,,`, `node,data,string,${p.node}`, `server,data,string,${p.host}`, `port,data,i32,${p.port}`, `serverName,data,string,${p.serverName}`, "ca,file,binary,ca.der"];
+  if (p.token) rows.push(`token,data,string,${p.token}`);
+  if (p.certificate) rows.push("clientCert,file,binary,client.der", "clientKey,file,binary,client-key.der");
+  if (p.wifi) {
+    rows.push(`wifiSsid,data,string,${p.wifi.ssid}`);
+    if (p.wifi.password) rows.push(`wifiPass,data,string,${p.wifi.password}`);
+  }
+  for (const r of rows) if (/[\n"]/.test(r) || r.split(",").length > 4) throw new Error(`value not representable in an NVS CSV row: ${r.split(",")[0]}`);
+  return `${rows.join("\n")}\n`;
+}
+
+export function writeOutputs(p: Provisioned, dir: string): string[] {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const files: Record<string, string | Uint8Array> = {
+    "ca.der": p.ca,
+    "modpreferences.json": JSON.stringify(simulatorPreferences(p), null, 1),
+    "nvs.csv": nvsCsv(p),
+    "README.txt": `xs-kubelet provisioning for node ${p.node} (API server ${p.host}:${p.port}, certificate name ${p.serverName})
+These files hold secrets: keep them off git and delete them once the board is flashed.
+
+Simulator (mcsim):
+  cp modpreferences.json /tmp/modpreferences.json
+
+Board (ESP32-S3, ESP-IDF installed as Moddable's ESP32 guide says; the default NVS partition is 24 KB at 0x9000):
+  python $IDF_PATH/components/nvs_flash/nvs_partition_generator/nvs_partition_gen.py generate nvs.csv nvs.bin 0x6000
+  esptool.py --chip esp32s3 -p /dev/ttyACM0 write_flash 0x9000 nvs.bin
+(Flash the firmware first with mcconfig; flashing the app does not erase NVS.)
+`,
+  };
+  if (p.token) files.token = `${p.token}\n`;
+  if (p.certificate) {
+    files["client.der"] = p.certificate.certificate;
+    files["client-key.der"] = p.certificate.key;
+  }
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data, { mode: 0o600 });
+  return Object.keys(files);
+}
+
+const USAGE = `usage: npm run provision -- --kubeconfig FILE --node NAME [--cert | --token] [options]
+  --cert                   RSA client certificate for system:node:NAME via the CSR API (default)
+  --token                  ServiceAccount token bound to deploy/'s least-privilege roles
+  --token-days N           token lifetime (default 365)
+  --server URL             the API server address as the board must use it (default: the kubeconfig's)
+  --server-name NAME       name the board verifies in the server certificate (default: the server host)
+  --wifi-ssid SSID --wifi-password-file FILE   Wi-Fi fallback for the board
+  --out DIR                output directory (default provisioned/NAME)`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      kubeconfig: { type: "string" },
+      node: { type: "string" },
+      cert: { type: "boolean" },
+      token: { type: "boolean" },
+      "token-days": { type: "string", default: "365" },
+      server: { type: "string" },
+      "server-name": { type: "string" },
+      "wifi-ssid": { type: "string" },
+      "wifi-password-file": { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return void console.log(USAGE);
+  const problems: string[] = [];
+  if (!values.kubeconfig) problems.push("--kubeconfig is required");
+  const nameProblem = nodeNameProblem(values.node);
+  if (nameProblem) problems.push(values.node ? nameProblem : "--node is required");
+  if (values.cert && values.token) problems.push("choose one of --cert and --token");
+  const days = Number(values["token-days"]);
+  if (!(days > 0)) problems.push(`--token-days must be a positive number, got "${values["token-days"]}"`);
+  if (problems.length) throw new Error(`${problems.join("; ")}\n\n${USAGE}`);
+
+  const node = values.node!;
+  const conn = fromKubeconfig(values.kubeconfig!);
+  if (!conn.caDer) throw new Error(`${values.kubeconfig}: the cluster has no certificate-authority; the board must verify the API server`);
+  const api = adminApi(conn);
+  const target = values.server ? parseServer(values.server) : { host: conn.host, port: conn.port };
+  const p: Provisioned = { node, host: target.host, port: target.port, serverName: values["server-name"] ?? target.host, ca: conn.caDer };
+  if (values.token) {
+    console.log(`Creating ServiceAccount ${SA_NAMESPACE}/${node} with the roles in deploy/ …`);
+    p.token = await serviceAccountToken(api, node, Math.round(days * 24 * 3600));
+  } else {
+    console.log(`Requesting a client certificate for system:node:${node} …`);
+    p.certificate = await nodeClientCertificate(api, node, (l) => console.log(`  ${l}`));
+  }
+  if (values["wifi-ssid"]) {
+    p.wifi = { ssid: values["wifi-ssid"], password: values["wifi-password-file"] ? readFileSync(values["wifi-password-file"], "utf8").trim() : undefined };
+  }
+  const out = resolve(values.out ?? join("provisioned", node));
+  const files = writeOutputs(p, out);
+  console.log(`Wrote ${files.join(", ")} to ${out}\nNext: see ${join(out, "README.txt")} (simulator: copy modpreferences.json to /tmp/modpreferences.json).`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  main().catch((err: Error) => {
+    console.error(`provision: ${err.message}`);
+    process.exit(1);
+  });
+}
