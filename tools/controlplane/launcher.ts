@@ -389,7 +389,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       },
       async serviceAccountToken(name: string, durationSeconds = 24 * 3600): Promise<string> {
         await kubectl(["apply", "-f", "-"], { input: renderNodeRbac(name) });
-        return (await kubectl(["create", "token", name, "-n", SERVICE_ACCOUNT_NAMESPACE, `--duration=${durationSeconds}s`])).trim();
+        const token = (await kubectl(["create", "token", name, "-n", SERVICE_ACCOUNT_NAMESPACE, `--duration=${durationSeconds}s`])).trim();
+        // A new admission policy takes effect asynchronously: wait until it refuses an impostor
+        // (a server-side dry run, so nothing is created), or tests would race it.
+        const impostor = JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: `${name}-policy-probe` } });
+        for (const deadline = Date.now() + 30_000; ; await sleep(250)) {
+          const refused = await kubectl(["create", "-f", "-", "--dry-run=server", "-o", "name"], { input: impostor, token }).then(
+            () => false,
+            (err: Error) => /may only create the Node and the Lease named after itself/.test(err.message),
+          );
+          if (refused) return token;
+          if (Date.now() > deadline) throw new Error("control plane: the xs-kubelet admission policy did not take effect within 30 s");
+        }
       },
     };
   } catch (err) {
