@@ -1,0 +1,94 @@
+// The Host pieces every Moddable build shares (board and simulator): timers, monotonic time,
+// randomness, UTF-8, heap figures from instrumentation, and the console log.
+import Timer from "timer";
+import Time from "time";
+import Instrumentation from "instrumentation";
+import type { HeapFigures, LogLevel, TimerId } from "../../modules/host";
+
+/** Timer callbacks run from C: a throw there would abort the program, so it is logged instead. */
+export function setTimer(callback: () => void, ms: number): TimerId {
+  return Timer.set(() => {
+    try {
+      callback();
+    } catch (e) {
+      log("error", `uncaught in a timer callback: ${(e as Error)?.message ?? e}`);
+    }
+  }, Math.max(0, ms));
+}
+
+export function clearTimer(id: TimerId): void {
+  if (id !== undefined) Timer.clear(id as Timer);
+}
+
+// Time.ticks is a millisecond counter that may wrap on the board; a step backwards is absorbed
+// so the monotonic clock never goes backwards (at worst it stands still for one reading).
+let lastTicks = Time.ticks;
+let base = 0;
+export function monotonic(): number {
+  const now = Time.ticks;
+  if (now < lastTicks) base += lastTicks - now;
+  lastTicks = now;
+  return base + now;
+}
+
+export function random(): number {
+  return Math.random();
+}
+
+export function randomBytes(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = Math.floor(Math.random() * 256);
+  return out;
+}
+
+export function utf8Encode(text: string): Uint8Array {
+  return new Uint8Array(ArrayBuffer.fromString(text));
+}
+
+export function utf8Decode(bytes: Uint8Array): string {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  return String.fromArrayBuffer((whole ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer);
+}
+
+function instrument(name: Parameters<typeof Instrumentation.map>[0]): number | undefined {
+  try {
+    const index = Instrumentation.map(name);
+    return index === undefined ? undefined : Instrumentation.get(index);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Free = what ESP-IDF can still allocate (the XS heaps, TLS buffers and sockets all come from
+ * it); total = free + what XS holds now. Instrumentation exists only in debug (-d) and
+ * instrumented (-i) builds: a release build reports undefined, and so does the simulator, whose
+ * "System Free Memory" is always 0.
+ */
+export function heap(): HeapFigures | undefined {
+  const free = instrument("System Free Memory");
+  const chunk = instrument("XS Chunk Heap Used");
+  const slot = instrument("XS Slot Heap Used");
+  if (!free || chunk === undefined || slot === undefined) return undefined;
+  return { free, total: free + chunk + slot };
+}
+
+/** XS heap in use (chunks + slots), where instrumentation exists. */
+export function xsHeapUsed(): number | undefined {
+  const chunk = instrument("XS Chunk Heap Used");
+  const slot = instrument("XS Slot Heap Used");
+  return chunk === undefined || slot === undefined ? undefined : chunk + slot;
+}
+
+const LEVELS: Record<LogLevel, string> = { debug: "DEBUG", info: "INFO ", warn: "WARN ", error: "ERROR" };
+let debugEnabled = false;
+
+export function enableDebugLog(on: boolean): void {
+  debugEnabled = on;
+}
+
+/** One line per message on the console (serial on the board, stdout in mcsim). Never give it a secret. */
+export function log(level: LogLevel, message: string): void {
+  if (level === "debug" && !debugEnabled) return;
+  trace(`${LEVELS[level]} ${message}\n`);
+}

@@ -1,0 +1,121 @@
+// The simulator board (mcsim on Linux/macOS/Windows): the host's own network (no W5500, no
+// Wi-Fi), and the LED plus the node's state drawn on the simulator screen with Poco.
+import Net from "net";
+import Poco from "commodetto/Poco";
+import parseBMF from "commodetto/parseBMF";
+import Resource from "Resource";
+import config from "mc/config";
+import type { NetworkFacts } from "../../modules/host";
+import type { Board, FirmwareView } from "../moddable/app";
+import { xsHeapUsed } from "../moddable/runtime";
+
+/** A stable locally-administered MAC for the simulator (mcsim has none): from mc/config "simMac". */
+function simMac(): string {
+  const configured = (config as Record<string, unknown>).simMac;
+  return typeof configured === "string" && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(configured) ? configured.toLowerCase() : "02:00:00:00:51:01";
+}
+
+type Render = InstanceType<typeof Poco>;
+type PixelsOut = ConstructorParameters<typeof Poco>[0];
+
+/** The simulator's display; absent on targets without a screen (config.screen ""). */
+function simulatorScreen(): PixelsOut | undefined {
+  return (globalThis as unknown as { screen?: PixelsOut }).screen;
+}
+
+class Screen {
+  #poco: Render;
+  #font: ReturnType<typeof parseBMF>;
+  #led: [number, number, number] = [0, 0, 0];
+  #lines: string[] = [];
+
+  constructor(screen: PixelsOut) {
+    this.#poco = new Poco(screen, { displayListLength: 4096 });
+    this.#font = parseBMF(new Resource("OpenSans-Regular-16.bf4"));
+  }
+
+  led(r: number, g: number, b: number): void {
+    this.#led = [r, g, b];
+    this.#drawLed();
+  }
+
+  lines(lines: string[]): void {
+    this.#lines = lines;
+    this.#drawAll();
+  }
+
+  #drawLed(): void {
+    const poco = this.#poco;
+    // The LED's frames are brightness-capped (≤ 38): scale them up so the colour is visible.
+    const [r, g, b] = this.#led.map((v) => Math.min(255, Math.round(v * 6.7)));
+    poco.begin(8, 8, 48, 48);
+    poco.fillRectangle(poco.makeColor(60, 60, 60), 8, 8, 48, 48);
+    poco.fillRectangle(poco.makeColor(r, g, b), 10, 10, 44, 44);
+    poco.end();
+  }
+
+  #drawAll(): void {
+    const poco = this.#poco;
+    const font = this.#font;
+    poco.begin();
+    poco.fillRectangle(poco.makeColor(0, 0, 0), 0, 0, poco.width, poco.height);
+    const white = poco.makeColor(255, 255, 255);
+    const grey = poco.makeColor(170, 170, 170);
+    poco.drawText("xs-kubelet", font, white, 64, 12);
+    poco.drawText("simulator", font, grey, 64, 12 + font.height);
+    let y = 64;
+    for (const [i, line] of this.#lines.entries()) {
+      poco.drawText(line, font, i === this.#lines.length - 1 ? grey : white, 6, y, poco.width - 12);
+      y += font.height + 2;
+    }
+    poco.end();
+    this.#drawLed();
+  }
+}
+
+function condition(view: FirmwareView, type: string): string {
+  const c = view.snapshot?.conditions.find((x) => x.type === type);
+  return c ? c.status : "-";
+}
+
+export function createBoard(): Board {
+  const pixels = simulatorScreen();
+  const display = pixels ? new Screen(pixels) : undefined;
+  let started = false;
+  const board: Board = {
+    name: "sim",
+    showLed: display ? (r, g, b) => display.led(r, g, b) : undefined,
+    startNetwork() {
+      started = true; // the host's network is already up
+    },
+    network(): NetworkFacts {
+      let address = "";
+      try {
+        address = Net.get("IP") ?? ""; // lin: the first IPv4 address that is not 127.0.0.1
+      } catch {
+        // not implemented on this simulator
+      }
+      return { kind: "host", connected: started, address, mac: simMac(), reconnects: 0 };
+    },
+    dnsServers: () => {
+      const dns = (config as Record<string, unknown>).dns;
+      return typeof dns === "string" && dns ? dns.split(",").map((s) => s.trim()) : [];
+    },
+    show(view) {
+      if (!display) return;
+      const s = view.snapshot;
+      const heap = xsHeapUsed();
+      display.lines([
+        `node: ${s?.nodeName ?? "-"}`,
+        `phase: ${s ? s.phase : view.stage}`,
+        `LED: ${view.led}`,
+        `renewals: ${s?.renewals ?? 0}  pushes: ${s?.statusPushes ?? 0}`,
+        `Ready: ${condition(view, "Ready")}  MemoryP.: ${condition(view, "MemoryPressure")}`,
+        `net: ${view.network.kind} ${view.network.address || "-"}`,
+        `XS heap used: ${heap === undefined ? "n/a" : `${Math.round(heap / 1024)} KiB`}`,
+        s?.lastError ? `error: ${s.lastError}` : view.status,
+      ]);
+    },
+  };
+  return board;
+}
