@@ -15,6 +15,8 @@ export function createBoard(): Board {
   let network: NetworkManager | undefined;
   return {
     name: "esp32s3",
+    osImage: "Moddable SDK on ESP32-S3 (Waveshare ESP32-S3-ETH)",
+    kernelVersion: "ESP-IDF / FreeRTOS",
     showLed: (r, g, b) => led.show(r, g, b),
     startNetwork(config, log) {
       if (network) return;

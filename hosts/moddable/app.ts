@@ -12,6 +12,9 @@ import { createConnector } from "./transport";
 export interface Board {
   /** "esp32s3", "sim": shown in the User-Agent and logs. */
   readonly name: string;
+  /** nodeInfo.osImage and kernelVersion as kubectl get nodes -o wide shows them. */
+  readonly osImage: string;
+  readonly kernelVersion: string;
   showLed?(r: number, g: number, b: number): void;
   /** Brings the network up (once); progress is read through network(). */
   startNetwork(config: FirmwareConfig, log: (level: LogLevel, message: string) => void): void;
@@ -123,7 +126,8 @@ class Firmware {
     runtime.clearTimer(this.#ledTimer);
     this.#ledTimer = undefined;
     try {
-      this.#kubelet = new Kubelet(this.#config!.kubelet, host);
+      const options = this.#config!.kubelet;
+      this.#kubelet = new Kubelet({ ...options, identity: { osImage: board.osImage, kernelVersion: board.kernelVersion, ...options.identity } }, host);
       this.#stage = "agent";
       this.#kubelet.start();
     } catch (e) {

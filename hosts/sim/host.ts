@@ -84,6 +84,8 @@ export function createBoard(): Board {
   let started = false;
   const board: Board = {
     name: "sim",
+    osImage: "Moddable SDK simulator (mcsim)",
+    kernelVersion: "host OS",
     showLed: display ? (r, g, b) => display.led(r, g, b) : undefined,
     startNetwork() {
       started = true; // the host's network is already up
