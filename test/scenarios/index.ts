@@ -10,6 +10,13 @@ export interface ScenarioResult {
 }
 
 export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
+  async "steady state for ten minutes"() {
+    const r = rig();
+    r.kubelet.start();
+    await r.time.advance(600_000);
+    await r.kubelet.stop();
+    return { requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state };
+  },
   async "boot, register, renew for a minute"() {
     const r = rig();
     r.kubelet.start();
