@@ -6,12 +6,12 @@ import { leaseBody, leaseOwnerPatch, leaseRenewPatch } from "../k8s/bodies";
 import { MERGE_PATCH, paths } from "../k8s/paths";
 import { formatMicroTime } from "../time/clock";
 import { Backoff } from "../util/backoff";
+import { TimerLoop } from "../util/loop";
 import type { AgentContext } from "../kubelet/context";
 
 export class LeaseReconciler {
   #ctx: AgentContext;
-  #timer: unknown;
-  #running = false;
+  #loop: TimerLoop;
   #created = false;
   #backoff: Backoff;
   #authBackoff: Backoff;
@@ -24,6 +24,7 @@ export class LeaseReconciler {
 
   constructor(ctx: AgentContext) {
     this.#ctx = ctx;
+    this.#loop = new TimerLoop(ctx.host, () => void this.renew());
     const interval = this.intervalMs;
     this.#backoff = new Backoff({ initialMs: 200, maxMs: interval }, () => ctx.host.random());
     this.#authBackoff = new Backoff({ initialMs: 10_000, maxMs: 300_000 }, () => ctx.host.random());
@@ -62,22 +63,14 @@ export class LeaseReconciler {
 
   /** Starts renewing: at once, unless ensure() just created the Lease with a fresh renewTime. */
   start(): void {
-    this.#running = true;
-    if (this.#created) {
-      this.#created = false;
-      this.#succeeded();
-    } else this.#schedule(0);
+    const fresh = this.#created;
+    this.#created = false;
+    this.#loop.start(0);
+    if (fresh) this.#succeeded();
   }
 
   stop(): void {
-    this.#running = false;
-    this.#ctx.host.clearTimer(this.#timer);
-  }
-
-  #schedule(ms: number): void {
-    if (!this.#running) return;
-    this.#ctx.host.clearTimer(this.#timer);
-    this.#timer = this.#ctx.host.setTimer(() => void this.renew(), ms);
+    this.#loop.stop();
   }
 
   /** One renewal attempt; schedules the next. */
@@ -93,7 +86,7 @@ export class LeaseReconciler {
     } catch (err) {
       this.failing = true;
       const auth = this.#ctx.failure("renewing the Lease", err);
-      this.#schedule((auth ? this.#authBackoff : this.#backoff).nextDelay());
+      this.#loop.schedule((auth ? this.#authBackoff : this.#backoff).nextDelay());
       return false;
     }
     this.#succeeded();
@@ -109,6 +102,6 @@ export class LeaseReconciler {
     this.#authBackoff.reset();
     this.#ctx.success("renewing the Lease");
     this.onRenewed?.(recovered);
-    this.#schedule(this.intervalMs * (1 + 0.04 * host.random()));
+    this.#loop.schedule(this.intervalMs * (1 + 0.04 * host.random()));
   }
 }

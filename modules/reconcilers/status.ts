@@ -8,6 +8,7 @@ import { statusPatch, type Address } from "../k8s/bodies";
 import { STRATEGIC_MERGE_PATCH, paths } from "../k8s/paths";
 import { formatTime } from "../time/clock";
 import { Backoff } from "../util/backoff";
+import { TimerLoop } from "../util/loop";
 import type { AgentContext } from "../kubelet/context";
 
 export const ALL_TYPES = [...STANDARD_TYPES, ...CUSTOM_TYPES];
@@ -21,8 +22,7 @@ export interface StatusExtras {
 export class StatusReconciler {
   #ctx: AgentContext;
   #inputs: () => ConditionInputs;
-  #timer: unknown;
-  #running = false;
+  #loop: TimerLoop;
   #pushing: Promise<boolean> | undefined;
   #backoff: Backoff;
   #lastPushAt = -Infinity;
@@ -41,6 +41,7 @@ export class StatusReconciler {
   constructor(ctx: AgentContext, inputs: () => ConditionInputs) {
     this.#ctx = ctx;
     this.#inputs = inputs;
+    this.#loop = new TimerLoop(ctx.host, () => void this.tick());
     this.#backoff = new Backoff({ initialMs: 1000, maxMs: ctx.options.conditionCheckSeconds * 1000 }, () => ctx.host.random());
   }
 
@@ -75,19 +76,11 @@ export class StatusReconciler {
   }
 
   start(): void {
-    this.#running = true;
-    this.#schedule(0);
+    this.#loop.start(0);
   }
 
   stop(): void {
-    this.#running = false;
-    this.#ctx.host.clearTimer(this.#timer);
-  }
-
-  #schedule(ms: number): void {
-    if (!this.#running) return;
-    this.#ctx.host.clearTimer(this.#timer);
-    this.#timer = this.#ctx.host.setTimer(() => void this.tick(), ms);
+    this.#loop.stop();
   }
 
   /** One check: evaluate, push if owed or due, schedule the next check. */
@@ -99,7 +92,7 @@ export class StatusReconciler {
       const ok = await this.push(this.#pending ? this.#pendingWhy : "periodic status report");
       if (!ok) next = this.#backoff.nextDelay();
     }
-    this.#schedule(next);
+    this.#loop.schedule(next);
   }
 
   /** Pushes now (one push at a time; a caller arriving during a push waits for it). */

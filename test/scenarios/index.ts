@@ -1,7 +1,7 @@
 // Named scenarios, each a deterministic run of the kubelet against the scripted API in virtual time.
 // They run under Node (test/unit) and inside the real XS engine (test/xs); the requests both produce
 // must be identical byte for byte.
-import { rig } from "./harness";
+import { rig, type Rig } from "./harness";
 
 export interface ScenarioResult {
   requests: string[];
@@ -9,21 +9,20 @@ export interface ScenarioResult {
   led: string;
 }
 
+const outcome = (r: Rig): ScenarioResult => ({ requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state });
+
+/** Boots, runs for ms of virtual time, stops. */
+async function runFor(ms: number): Promise<ScenarioResult> {
+  const r = rig();
+  r.kubelet.start();
+  await r.time.advance(ms);
+  await r.kubelet.stop();
+  return outcome(r);
+}
+
 export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
-  async "steady state for ten minutes"() {
-    const r = rig();
-    r.kubelet.start();
-    await r.time.advance(600_000);
-    await r.kubelet.stop();
-    return { requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state };
-  },
-  async "boot, register, renew for a minute"() {
-    const r = rig();
-    r.kubelet.start();
-    await r.time.advance(60_000);
-    await r.kubelet.stop();
-    return { requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state };
-  },
+  "steady state for ten minutes": () => runFor(600_000),
+  "boot, register, renew for a minute": () => runFor(60_000),
   async "existing node, memory pressure, lease deleted"() {
     const r = rig({}, (p) => {
       p.api.nodes.set("board-1", { apiVersion: "v1", kind: "Node", metadata: { name: "board-1", uid: "old-uid", labels: { stale: "x" } }, status: { conditions: [] } });
@@ -35,7 +34,7 @@ export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
     r.api.leases.clear();
     await r.time.advance(11_000);
     await r.kubelet.stop({ decommission: true });
-    return { requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state };
+    return outcome(r);
   },
   async "outage and recovery, chunked responses"() {
     const r = rig({}, (p) => {
@@ -48,6 +47,6 @@ export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
     r.offline = false;
     await r.time.advance(15_000);
     await r.kubelet.stop();
-    return { requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state };
+    return outcome(r);
   },
 };
