@@ -3,6 +3,7 @@
 // clock, display). Nothing here throws out: a bad configuration shows Warning and is re-checked.
 import type { Host, LogLevel, NetworkFacts } from "../../modules/host";
 import { Kubelet, type KubeletSnapshot } from "../../modules/kubelet/kubelet";
+import { LedFrames } from "../../modules/led/frames";
 import { LedEngine, LED_MEANINGS, type LedState } from "../../modules/led/patterns";
 import { AGENT_VERSION } from "../../modules/version";
 import { describeConfig, loadConfig, type FirmwareConfig } from "./config";
@@ -51,8 +52,7 @@ export function runFirmware(board: Board): void {
 class Firmware {
   #board: Board;
   #led = new LedEngine();
-  #ledTimer: unknown;
-  #lastFrame = "";
+  #frames: LedFrames | undefined;
   #stage: FirmwareView["stage"] = "selftest";
   #status = "LED self-test";
   #kubelet: Kubelet | undefined;
@@ -65,7 +65,11 @@ class Firmware {
   start(): void {
     runtime.log("info", `xs-kubelet ${AGENT_VERSION} firmware on ${this.#board.name}`);
     this.#setLed("selftest");
-    this.#frames();
+    const show = this.#board.showLed;
+    if (show) {
+      this.#frames = new LedFrames(this.#led, runtime, (r, g, b) => show.call(this.#board, r, g, b), FRAME_MS);
+      this.#frames.start();
+    }
     this.#viewLoop();
     runtime.setTimer(() => this.#configure(), LedEngine.SELFTEST_MS);
   }
@@ -123,8 +127,7 @@ class Firmware {
       log: runtime.log,
     };
     // The kubelet drives the LED from here on.
-    runtime.clearTimer(this.#ledTimer);
-    this.#ledTimer = undefined;
+    this.#frames?.stop();
     try {
       const options = this.#config!.kubelet;
       this.#kubelet = new Kubelet({ ...options, identity: { osImage: board.osImage, kernelVersion: board.kernelVersion, ...options.identity } }, host);
@@ -135,27 +138,12 @@ class Firmware {
       this.#status = `cannot start the agent: ${(e as Error)?.message ?? e}`;
       runtime.log("error", this.#status);
       this.#setLed("warning");
-      this.#frames();
+      this.#frames?.start();
     }
   }
 
   #setLed(state: LedState): void {
     this.#led.setState(state, runtime.monotonic());
-  }
-
-  #frames(): void {
-    const show = this.#board.showLed;
-    if (!show) return;
-    const tick = () => {
-      const [r, g, b] = this.#led.frame(runtime.monotonic());
-      const key = `${r},${g},${b}`;
-      if (key !== this.#lastFrame) {
-        this.#lastFrame = key;
-        show.call(this.#board, r, g, b);
-      }
-      this.#ledTimer = runtime.setTimer(tick, FRAME_MS);
-    };
-    tick();
   }
 
   #viewLoop(): void {

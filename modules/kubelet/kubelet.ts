@@ -7,6 +7,7 @@ import type { Host, LogLevel, TlsOptions } from "../host";
 import { HEAP_ANNOTATION, addressesFor, labelsPatch, nodeBody, type Address } from "../k8s/bodies";
 import { nodeNameProblem, portProblem, serverHostProblem } from "../k8s/names";
 import { MERGE_PATCH, paths } from "../k8s/paths";
+import { LedFrames } from "../led/frames";
 import { LedEngine, type LedState } from "../led/patterns";
 import { LeaseReconciler } from "../reconcilers/lease";
 import { ALL_TYPES, StatusReconciler } from "../reconcilers/status";
@@ -86,8 +87,7 @@ export class Kubelet {
   #bootAt: number;
   #stopped = false;
   #wake: (() => void) | undefined;
-  #ledTimer: unknown;
-  #lastFrame = "";
+  #frames: LedFrames | undefined;
   // error bookkeeping: one log line per distinct failure, not one per retry
   #lastError = "";
   #lastErrorKind: "auth" | "network" | "api" | "" = "";
@@ -176,7 +176,11 @@ export class Kubelet {
     }
     if (!this.#options.token && !this.#options.tls?.clientCertificate) this.#log("warn", "no credentials configured (no token, no client certificate): the API server will treat this agent as anonymous");
     const fps = this.#options.ledFps ?? 30;
-    if (this.host.showLed && fps > 0) this.#frameLoop(Math.round(1000 / fps));
+    const show = this.host.showLed;
+    if (show && fps > 0) {
+      this.#frames = new LedFrames(this.led, this.host, (r, g, b) => show.call(this.host, r, g, b), Math.round(1000 / fps));
+      this.#frames.start();
+    }
     this.#started = this.#bootstrap().catch((err) => {
       // Only a bug gets here; say so and stay up rather than crash-loop.
       this.#log("error", `internal error during bootstrap: ${describeError(err)}`);
@@ -362,23 +366,9 @@ export class Kubelet {
     await this.#started;
     this.api.close();
     this.phase = "stopped";
-    this.host.clearTimer(this.#ledTimer);
+    this.#frames?.stop();
     this.led.setState("off", this.host.monotonic());
     this.host.showLed?.(0, 0, 0);
-  }
-
-  #frameLoop(intervalMs: number): void {
-    const tick = () => {
-      if (this.phase === "stopped") return;
-      const [r, g, b] = this.led.frame(this.host.monotonic());
-      const key = `${r},${g},${b}`;
-      if (key !== this.#lastFrame) {
-        this.#lastFrame = key;
-        this.host.showLed!(r, g, b);
-      }
-      this.#ledTimer = this.host.setTimer(tick, intervalMs);
-    };
-    tick();
   }
 
   #updateLed(force?: LedState): void {
