@@ -9,7 +9,8 @@ import { createServer } from "node:net";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, repoRoot, type Built, type BinaryName } from "./build";
+import { renderNodeRbac } from "../../deploy/render";
+import { ensureBuilt, type Built, type BinaryName } from "./build";
 
 export interface ControlPlaneOptions {
   /** Node names that get a static bearer token (system:node:<name>, group system:nodes). */
@@ -411,11 +412,4 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
 export const SERVICE_ACCOUNT_NAMESPACE = "xs-kubelet";
 
-/** deploy/xs-kubelet.yaml plus deploy/node-rbac.yaml for one node: its least-privilege identity. */
-export function renderNodeRbac(name: string): string {
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 63) throw new Error(`invalid node name "${name}"`);
-  const shared = readFileSync(join(repoRoot, "deploy", "xs-kubelet.yaml"), "utf8");
-  const perNode = readFileSync(join(repoRoot, "deploy", "node-rbac.yaml"), "utf8");
-  return `${shared}\n---\n${perNode.replaceAll("NODE_NAME", name)}`;
-}
 

@@ -19,13 +19,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as x509 from "@peculiar/x509";
 import { parseAllDocuments } from "yaml";
+import { renderNodeRbac } from "../../deploy/render";
 import { nodeNameProblem } from "../../modules/k8s/names";
 import { derToPem } from "../../hosts/node/host";
 import { fromKubeconfig, parseServer, type ClusterConnection } from "../../hosts/node/connection";
 
 export const PREF_DOMAIN = "xs-kubelet";
 const SA_NAMESPACE = "xs-kubelet";
-const repoRoot = resolve(new URL("../..", import.meta.url).pathname);
 
 interface Api {
   call(method: string, path: string, body?: unknown, contentType?: string): Promise<{ status: number; json: any; text: string }>;
@@ -93,8 +93,7 @@ const RESOURCE_PATHS: Record<string, (name: string, ns?: string) => string> = {
 
 /** Server-side apply of deploy/xs-kubelet.yaml and deploy/node-rbac.yaml for one node. */
 export async function applyNodeRbac(api: Api, node: string): Promise<void> {
-  const text = `${readFileSync(join(repoRoot, "deploy/xs-kubelet.yaml"), "utf8")}\n---\n${readFileSync(join(repoRoot, "deploy/node-rbac.yaml"), "utf8").replaceAll("NODE_NAME", node)}`;
-  for (const doc of parseAllDocuments(text)) {
+  for (const doc of parseAllDocuments(renderNodeRbac(node))) {
     const obj = doc.toJS();
     if (!obj) continue;
     const path = RESOURCE_PATHS[obj.kind];

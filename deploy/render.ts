@@ -1,0 +1,12 @@
+// deploy/xs-kubelet.yaml plus deploy/node-rbac.yaml for one node: that node's least-privilege
+// ServiceAccount identity, as the launcher (tests) and `npm run provision` apply it.
+import { readFileSync } from "node:fs";
+import { nodeNameProblem } from "../modules/k8s/names";
+
+const file = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), "utf8");
+
+export function renderNodeRbac(node: string): string {
+  const problem = nodeNameProblem(node);
+  if (problem) throw new Error(problem);
+  return `${file("xs-kubelet.yaml")}\n---\n${file("node-rbac.yaml").replaceAll("NODE_NAME", node)}`;
+}
