@@ -1,8 +1,12 @@
 // Where a simulated board connects and as whom: from a kubeconfig, or from server + CA + token.
 import { readFileSync } from "node:fs";
 import { X509Certificate, createPrivateKey } from "node:crypto";
+import { request as httpsRequest } from "node:https";
+import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
+import { checkServerIdentity } from "node:tls";
 import { parse as parseYaml } from "yaml";
+import { derToPem } from "./host";
 
 export interface ClusterConnection {
   host: string;
@@ -71,4 +75,64 @@ export function fromKubeconfig(file: string): ClusterConnection {
     clientKey,
     verify: !cluster["insecure-skip-tls-verify"],
   };
+}
+
+export interface ClusterResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  /** The parsed body, when it was JSON. */
+  json: any;
+}
+
+/**
+ * One HTTPS request to the API server as the connection's identity, verifying the server against
+ * its CA and server name exactly as the Node host's agent does. For tools and tests; the agent
+ * itself speaks through the core's own HTTP client.
+ */
+export function clusterRequest(
+  conn: ClusterConnection,
+  method: string,
+  path: string,
+  options: { body?: unknown; contentType?: string; accept?: string } = {},
+): Promise<ClusterResponse> {
+  const { body, contentType = "application/json", accept = "application/json" } = options;
+  const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+  return new Promise((resolvePromise, reject) => {
+    const req = httpsRequest(
+      {
+        host: conn.host,
+        port: conn.port,
+        path,
+        method,
+        ca: conn.caDer ? derToPem(conn.caDer, "CERTIFICATE") : undefined,
+        rejectUnauthorized: conn.verify,
+        servername: isIP(conn.serverName) ? undefined : conn.serverName,
+        checkServerIdentity: (_host, cert) => checkServerIdentity(conn.serverName, cert),
+        cert: conn.clientCertificate ? derToPem(conn.clientCertificate, "CERTIFICATE") : undefined,
+        key: conn.clientKey ? derToPem(conn.clientKey, "PRIVATE KEY") : undefined,
+        headers: {
+          Accept: accept,
+          ...(payload !== undefined ? { "Content-Type": contentType, "Content-Length": Buffer.byteLength(payload) } : {}),
+          ...(conn.token ? { Authorization: `Bearer ${conn.token}` } : {}),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (text += d));
+        res.on("end", () => {
+          let json: any;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
 }

@@ -2,14 +2,13 @@
 // With no options it starts the local control plane (the embedded default); --kubeconfig or
 // --server/--ca/--token join an existing cluster instead. Ctrl-C shuts down gracefully.
 import { readFileSync } from "node:fs";
-import { request } from "node:https";
 import { parseArgs } from "node:util";
 import { ConfigError, Kubelet, configProblems, type KubeletOptions } from "../../modules/kubelet/kubelet";
 import type { LogLevel } from "../../modules/host";
 import { LED_MEANINGS } from "../../modules/led/patterns";
 import type { ControlPlane } from "../../tools/controlplane/launcher";
-import { fromKubeconfig, parseServer, readCa, type ClusterConnection } from "./connection";
-import { createNodeHost, derToPem } from "./host";
+import { clusterRequest, fromKubeconfig, parseServer, readCa, type ClusterConnection } from "./connection";
+import { createNodeHost } from "./host";
 
 const USAGE = `usage: npm start -- [options]
   (no options)              start a local Kubernetes control plane and join it
@@ -117,41 +116,21 @@ kubelet.start();
 
 // What `kubectl get nodes -o wide` prints, from the API server's own Table rendering.
 let table = "";
-function fetchTable(): void {
-  const req = request(
-    {
-      host: conn.host,
-      port: conn.port,
-      path: `/api/v1/nodes/${nodeName}`,
-      method: "GET",
-      ca: conn.caDer ? derToPem(conn.caDer, "CERTIFICATE") : undefined,
-      rejectUnauthorized: conn.verify,
-      servername: /^[\d.]+$/.test(conn.serverName) ? undefined : conn.serverName,
-      headers: { Accept: "application/json;as=Table;v=v1;g=meta.k8s.io", ...(conn.token ? { Authorization: `Bearer ${conn.token}` } : {}) },
-      cert: conn.clientCertificate ? derToPem(conn.clientCertificate, "CERTIFICATE") : undefined,
-      key: conn.clientKey ? derToPem(conn.clientKey, "PRIVATE KEY") : undefined,
-    },
-    (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => {
-        if (res.statusCode !== 200) return void (table = `(node not visible yet: HTTP ${res.statusCode})`);
-        const t = JSON.parse(body);
-        const cols: string[] = t.columnDefinitions.map((c: any) => c.name.toUpperCase().replace(/ /g, "-"));
-        const rows: string[][] = [cols, ...t.rows.map((r: any) => r.cells.map(String))];
-        const widths = cols.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-        const next = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd()).join("\n");
-        // Plain mode prints the table when something other than AGE changes.
-        const ageless = (text: string) => text.replace(/\s+/g, " ").replace(/ \d+[smhd]\d*[smh]? /g, " ");
-        if (!live && ageless(next) !== ageless(table)) console.log(`\n$ kubectl get nodes -o wide\n${next}\n`);
-        table = next;
-      });
-    },
-  );
-  req.on("error", () => undefined);
-  req.end();
+async function fetchTable(): Promise<void> {
+  const res = await clusterRequest(conn, "GET", `/api/v1/nodes/${nodeName}`, { accept: "application/json;as=Table;v=v1;g=meta.k8s.io" }).catch(() => undefined);
+  if (!res) return;
+  if (res.status !== 200) return void (table = `(node not visible yet: HTTP ${res.status})`);
+  const t = res.json;
+  const cols: string[] = t.columnDefinitions.map((c: any) => c.name.toUpperCase().replace(/ /g, "-"));
+  const rows: string[][] = [cols, ...t.rows.map((r: any) => r.cells.map(String))];
+  const widths = cols.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  const next = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd()).join("\n");
+  // Plain mode prints the table when something other than AGE changes.
+  const ageless = (text: string) => text.replace(/\s+/g, " ").replace(/ \d+[smhd]\d*[smh]? /g, " ");
+  if (!live && ageless(next) !== ageless(table)) console.log(`\n$ kubectl get nodes -o wide\n${next}\n`);
+  table = next;
 }
-const tableTimer = setInterval(fetchTable, 2000);
+const tableTimer = setInterval(() => void fetchTable(), 2000);
 
 function render(): void {
   const s = kubelet.snapshot();

@@ -1,5 +1,5 @@
 // A raw HTTPS request to the API server, for asserting exact status codes in tests.
-import { request } from "node:https";
+import { clusterRequest } from "../../hosts/node/connection";
 import type { ControlPlane } from "../../tools/controlplane/launcher";
 
 export interface RawResponse {
@@ -9,7 +9,8 @@ export interface RawResponse {
   json<T = any>(): T;
 }
 
-export function apiRequest(
+/** A raw request as the holder of `token` (verified against the cluster CA), for exact status codes. */
+export async function apiRequest(
   cp: ControlPlane,
   token: string,
   method: string,
@@ -17,31 +18,9 @@ export function apiRequest(
   body?: unknown,
   contentType = "application/json",
 ): Promise<RawResponse> {
-  const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${cp.server}${path}`,
-      {
-        method,
-        ca: cp.caPem,
-        headers: {
-          Authorization: `Bearer ${token}`,
-          Accept: "application/json",
-          ...(payload !== undefined ? { "Content-Type": contentType, "Content-Length": Buffer.byteLength(payload) } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (text += d));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json: () => JSON.parse(text) }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(payload);
-  });
+  const conn = { host: cp.host, port: cp.port, serverName: cp.host, caDer: cp.caDer, token, verify: true };
+  const res = await clusterRequest(conn, method, path, { body, contentType });
+  return { status: res.status, headers: res.headers, body: res.text, json: () => JSON.parse(res.text) };
 }
 
 /** Polls fn until it returns a truthy value or the deadline passes; returns that value. */

@@ -14,68 +14,26 @@
 import "reflect-metadata";
 import { generateKeyPairSync, webcrypto, X509Certificate } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as x509 from "@peculiar/x509";
 import { parseAllDocuments } from "yaml";
 import { renderNodeRbac } from "../../deploy/render";
 import { nodeNameProblem } from "../../modules/k8s/names";
-import { derToPem } from "../../hosts/node/host";
-import { fromKubeconfig, parseServer, type ClusterConnection } from "../../hosts/node/connection";
+import { clusterRequest, fromKubeconfig, parseServer, type ClusterConnection, type ClusterResponse } from "../../hosts/node/connection";
 
 export const PREF_DOMAIN = "xs-kubelet";
 const SA_NAMESPACE = "xs-kubelet";
 
 interface Api {
-  call(method: string, path: string, body?: unknown, contentType?: string): Promise<{ status: number; json: any; text: string }>;
+  call(method: string, path: string, body?: unknown, contentType?: string): Promise<ClusterResponse>;
 }
 
 export function adminApi(conn: ClusterConnection): Api {
-  return {
-    call(method, path, body, contentType = "application/json") {
-      const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-      return new Promise((resolvePromise, reject) => {
-        const req = request(
-          {
-            host: conn.host,
-            port: conn.port,
-            path,
-            method,
-            ca: conn.caDer ? derToPem(conn.caDer, "CERTIFICATE") : undefined,
-            rejectUnauthorized: conn.verify,
-            servername: /^[\d.]+$|:/.test(conn.serverName) ? undefined : conn.serverName,
-            cert: conn.clientCertificate ? derToPem(conn.clientCertificate, "CERTIFICATE") : undefined,
-            key: conn.clientKey ? derToPem(conn.clientKey, "PRIVATE KEY") : undefined,
-            headers: {
-              Accept: "application/json",
-              ...(payload !== undefined ? { "Content-Type": contentType } : {}),
-              ...(conn.token ? { Authorization: `Bearer ${conn.token}` } : {}),
-            },
-          },
-          (res) => {
-            let text = "";
-            res.setEncoding("utf8");
-            res.on("data", (d: string) => (text += d));
-            res.on("end", () => {
-              let json: any;
-              try {
-                json = JSON.parse(text);
-              } catch {
-                json = undefined;
-              }
-              resolvePromise({ status: res.statusCode ?? 0, json, text });
-            });
-          },
-        );
-        req.on("error", reject);
-        req.end(payload);
-      });
-    },
-  };
+  return { call: (method, path, body, contentType) => clusterRequest(conn, method, path, { body, contentType }) };
 }
 
-function must(res: { status: number; json: any; text: string }, what: string, ok: number[] = [200, 201]): any {
+function must(res: ClusterResponse, what: string, ok: number[] = [200, 201]): any {
   if (!ok.includes(res.status)) throw new Error(`${what}: HTTP ${res.status}: ${res.json?.message ?? res.text.slice(0, 200)}`);
   return res.json;
 }
