@@ -3,7 +3,7 @@
 // API's own Status.message in one line.
 import type { Host, TlsOptions } from "../host";
 import type { WallClock } from "../time/clock";
-import { HttpConnection, HttpError, type HttpResponse } from "./http";
+import { HttpConnection, type HttpResponse } from "./http";
 
 export class ApiError extends Error {
   method: string;
@@ -142,6 +142,5 @@ const STATUS_TEXT: Record<number, string> = {
 
 /** One line for a log: what failed and why, never a token. */
 export function describeError(err: unknown): string {
-  if (err instanceof ApiError || err instanceof HttpError) return err.message;
   return err instanceof Error ? err.message : String(err);
 }
