@@ -11,7 +11,7 @@ import { LedFrames } from "../led/frames";
 import { LedEngine, type LedState } from "../led/patterns";
 import { LeaseReconciler } from "../reconcilers/lease";
 import { ALL_TYPES, StatusReconciler } from "../reconcilers/status";
-import { WallClock, formatMicroTime, formatTime } from "../time/clock";
+import { WallClock, formatTime } from "../time/clock";
 import { Backoff } from "../util/backoff";
 import { AGENT_VERSION } from "../version";
 import type { AgentContext, AgentOptions } from "./context";
@@ -93,7 +93,6 @@ export class Kubelet {
   #lastErrorKind: "auth" | "network" | "api" | "" = "";
   #errorRepeats = 0;
   #apiErrorStreak = 0;
-  #lastRenewTime = "";
   // baselines for the "since the last status push" condition inputs
   #reconnectsAtPush: number;
   #bssidAtPush: string | undefined;
@@ -160,7 +159,6 @@ export class Kubelet {
       this.#slipped = false;
     };
     this.lease.onRenewed = (recovered) => {
-      this.#lastRenewTime = formatMicroTime(this.clock.now());
       if (this.lease.renewals > 1) this.led.activity(host.monotonic());
       if (recovered) void this.#recover();
       this.#updateLed();
@@ -425,7 +423,7 @@ export class Kubelet {
       renewals: this.lease.renewals,
       statusPushes: this.status.pushes,
       lastError: this.#lastError,
-      lastRenewTime: this.#lastRenewTime,
+      lastRenewTime: this.lease.lastRenewTime,
       conditions: ALL_TYPES.map((type) => {
         const c = this.status.tracker.get(type);
         return { type, status: c?.status ?? "Unknown", reason: c?.reason ?? "" };

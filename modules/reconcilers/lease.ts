@@ -17,6 +17,8 @@ export class LeaseReconciler {
   #authBackoff: Backoff;
   /** Lifetime successful renewals (Existential counts them). */
   renewals = 0;
+  /** The renewTime of the last renewal the API server accepted (RFC 3339, six digits). */
+  lastRenewTime = "";
   /** Did the last attempt fail? */
   failing = false;
   /** Called after every successful renewal; `recovered` when the one before had failed. */
@@ -53,10 +55,12 @@ export class LeaseReconciler {
 
   async #create(): Promise<void> {
     const { api, options, nodeName, clock } = this.#ctx;
-    const body = leaseBody(nodeName, options.leaseDurationSeconds, formatMicroTime(clock.now()), this.#ctx.nodeUid);
+    const renewTime = formatMicroTime(clock.now());
+    const body = leaseBody(nodeName, options.leaseDurationSeconds, renewTime, this.#ctx.nodeUid);
     const res = await api.call("POST", paths.leases, { body, keepBody: 2048 });
     if (res.status === 409) return; // created meanwhile (a retried request): it exists, which is all we need
     if (res.status !== 201) throw toApiError("POST", paths.leases, res);
+    this.lastRenewTime = renewTime;
     this.#ctx.log("info", `Lease kube-node-lease/${nodeName} created`);
     this.#created = true;
   }
@@ -78,8 +82,10 @@ export class LeaseReconciler {
     const { api, nodeName, clock } = this.#ctx;
     const path = paths.lease(nodeName);
     try {
-      const res = await api.call("PATCH", path, { body: leaseRenewPatch(formatMicroTime(clock.now())), contentType: MERGE_PATCH, keepBody: 2048 });
-      if (res.status === 404) {
+      const renewTime = formatMicroTime(clock.now());
+      const res = await api.call("PATCH", path, { body: leaseRenewPatch(renewTime), contentType: MERGE_PATCH, keepBody: 2048 });
+      if (res.status === 200) this.lastRenewTime = renewTime;
+      else if (res.status === 404) {
         await this.#create();
         this.#created = false;
       } else if (res.status !== 200) throw toApiError("PATCH", path, res);
