@@ -1,7 +1,7 @@
 // The HTTP/1.1 client: keep-alive, chunked bodies split anywhere, bounded memory, drains, reconnects.
 import assert from "node:assert/strict";
-import { HttpConnection, HttpError } from "../../modules/api/http";
-import { VirtualTime, createVirtualHost, type ScriptedHandler } from "../support/virtual";
+import { HttpConnection, HttpError } from "../../modules/http/connection";
+import { VirtualTime, createVirtualHost, type ScriptedHandler } from "../../hosts/virtual/host";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
