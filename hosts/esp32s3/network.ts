@@ -6,6 +6,7 @@
 // preference while both have addresses, so "on Ethernet" must mean "Wi-Fi off".
 
 import type { NetworkFacts, NetworkKind, LogLevel } from "../../modules/host";
+import { backoffDelay } from "../../modules/util/retry";
 import type { W5500Probe } from "./w5500";
 
 export type EthernetEvent = "link-up" | "link-down" | "got-ip";
@@ -101,11 +102,9 @@ export interface NetworkStatus {
 export type EthernetPhase = "none" | "idle" | "absent" | "failed" | "started";
 export type WifiPhase = "off" | "connecting" | "associated" | "up" | "backoff";
 
-/** Delay before retry number `attempt` (0-based): initial·2^attempt capped at max, ± jitter. */
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number, jitter: number, random: number): number {
-  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(base * (1 - jitter + 2 * jitter * random));
-}
+// The link's retries (Wi-Fi joins, Ethernet restarts) use the core's backoff formula, with their own
+// bounds: 1 s → 60 s, ± 20 %.
+export { backoffDelay };
 
 /** Adds `delta` to a MAC as a 48-bit number (ESP-IDF derives interface MACs from the base MAC that way). */
 export function offsetMac(mac: string, delta: number): string {

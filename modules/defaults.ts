@@ -1,0 +1,31 @@
+// The agent's named defaults, in one place: what the kubelet and client-go use unless a reason to
+// differ is written next to the value. Options override them; nothing else repeats them.
+
+export const DEFAULTS = Object.freeze({
+  /** Lease duration (the kubelet's nodeLeaseDurationSeconds). */
+  leaseDurationSeconds: 40,
+  /** Renew every duration × this (the kubelet's renewIntervalFraction): 10 s for 40 s. */
+  renewIntervalFraction: 0.25,
+  /** Up to this fraction of the interval added at random to each renewal (the kubelet's 0.04). */
+  renewJitter: 0.04,
+  /** A status push at least this often when nothing flips (nodeStatusReportFrequency). */
+  statusReportSeconds: 300,
+  /** Conditions are evaluated this often (nodeStatusUpdateFrequency). */
+  conditionCheckSeconds: 10,
+  /** Per request, connect included, to the end of the response. */
+  requestTimeoutMs: 15_000,
+  /** LED frames per second when the host has an LED. */
+  ledFps: 30,
+});
+
+/**
+ * The one retry policy every loop uses (node, lease, status; later watches and pods), chosen by the
+ * kind of failure: network and API errors retry fast and level off at 7 s; an auth rejection
+ * (401/403) will not fix itself in a second, so it backs off to 5 min (picokubelet hammered, B7).
+ */
+export const RETRY = Object.freeze({
+  normal: Object.freeze({ initialMs: 100, maxMs: 7000 }),
+  auth: Object.freeze({ initialMs: 10_000, maxMs: 300_000 }),
+  /** ± fraction of each delay, at random, so a fleet does not retry in step. */
+  jitter: 0.1,
+});

@@ -1,0 +1,65 @@
+// Exponential backoff with jitter — the one formula for every retry loop, the board's network manager
+// included — and the retry policy built from it: how long an API loop waits after a failure depends
+// only on the kind of failure (see RETRY in defaults.ts).
+import { RETRY } from "../defaults";
+
+/** auth: the API server rejected the credentials (401/403); network: no answer; api: any other error. */
+export type FailureKind = "auth" | "network" | "api";
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+  /** ± fraction of each delay, at random (0.1 → 90 % to 110 %). */
+  jitter?: number;
+}
+
+/** Delay before retry number `attempt` (0-based): initial·2^attempt capped at max, ± jitter. */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, jitter: number, random: number): number {
+  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(base * (1 - jitter + 2 * jitter * random));
+}
+
+/** Exponential backoff: each failure doubles the next delay, up to a cap; a success resets it. */
+export class Backoff {
+  #options: BackoffOptions;
+  #random: () => number;
+  /** Failures since the last reset. */
+  failures = 0;
+
+  constructor(options: BackoffOptions, random: () => number) {
+    this.#options = options;
+    this.#random = random;
+  }
+
+  /** The delay before the next attempt; each call grows the one after it. */
+  nextDelay(): number {
+    const { initialMs, maxMs, jitter = RETRY.jitter } = this.#options;
+    return backoffDelay(this.failures++, initialMs, maxMs, jitter, this.#random());
+  }
+
+  reset(): void {
+    this.failures = 0;
+  }
+}
+
+/** One loop's retry state: a fast backoff for network and API errors, a slow one for auth. */
+export class RetryPolicy {
+  #normal: Backoff;
+  #auth: Backoff;
+
+  constructor(random: () => number) {
+    this.#normal = new Backoff(RETRY.normal, random);
+    this.#auth = new Backoff(RETRY.auth, random);
+  }
+
+  /** The delay before retrying after a failure of this kind. */
+  next(kind: FailureKind): number {
+    return (kind === "auth" ? this.#auth : this.#normal).nextDelay();
+  }
+
+  /** After a success: the next failure starts from the shortest delay again. */
+  reset(): void {
+    this.#normal.reset();
+    this.#auth.reset();
+  }
+}
