@@ -63,9 +63,30 @@ export interface NetworkFacts {
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
+/** What the board is, as the Node reports it: the host knows, the core does not guess. */
+export interface BoardFacts {
+  /** kubernetes.io/arch and nodeInfo.architecture (xtensa-lx7 on the ESP32-S3, amd64 on a PC). */
+  arch: string;
+  /** kubernetes.io/os and nodeInfo.operatingSystem. */
+  os: string;
+  /** node.kubernetes.io/instance-type. */
+  instanceType: string;
+  /** nodeInfo.osImage and kernelVersion, as kubectl get nodes -o wide shows them. */
+  osImage: string;
+  kernelVersion: string;
+  /** capacity.cpu, a Kubernetes quantity ("240m"). */
+  cpu: string;
+  /** capacity.pods. */
+  pods: number;
+  /** The port the kubelet API listens on, advertised in status.daemonEndpoints. */
+  kubeletPort: number;
+}
+
 export interface Host {
   /** "esp32s3", "sim", "node", "scripted" … shown in the User-Agent and logs. */
   readonly name: string;
+  /** What this board is; the Node's labels, capacity and nodeInfo come from it. */
+  readonly board: BoardFacts;
   /** Monotonic milliseconds since an arbitrary origin; never goes backwards. */
   monotonic(): number;
   setTimer(callback: () => void, ms: number): TimerId;

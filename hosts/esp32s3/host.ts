@@ -4,6 +4,7 @@ import Net from "net";
 import Time from "time";
 import type { NetworkFacts } from "../../modules/host";
 import type { Board } from "../moddable/app";
+import { ESP32S3_BOARD } from "./board";
 import * as runtime from "../moddable/runtime";
 import { StatusLed } from "./led";
 import { NetworkManager } from "./network";
@@ -15,8 +16,7 @@ export function createBoard(): Board {
   let network: NetworkManager | undefined;
   return {
     name: "esp32s3",
-    osImage: "Moddable SDK on ESP32-S3 (Waveshare ESP32-S3-ETH)",
-    kernelVersion: "ESP-IDF / FreeRTOS",
+    facts: ESP32S3_BOARD,
     showLed: (r, g, b) => led.show(r, g, b),
     startNetwork(config, log) {
       if (network) return;

@@ -1,7 +1,7 @@
 // The firmware's sequence, shared by the board and the simulator: LED self-test → Booting →
 // configuration → network → the kubelet core. A board supplies only what differs (LED, network,
 // clock, display). Nothing here throws out: a bad configuration shows Warning and is re-checked.
-import type { Host, LogLevel, NetworkFacts } from "../../modules/host";
+import type { BoardFacts, Host, LogLevel, NetworkFacts } from "../../modules/host";
 import { Kubelet, type KubeletSnapshot } from "../../modules/kubelet/kubelet";
 import { LedFrames } from "../../modules/led/frames";
 import { LedEngine, LED_MEANINGS, type LedState } from "../../modules/led/patterns";
@@ -13,9 +13,8 @@ import { createConnector } from "./transport";
 export interface Board {
   /** "esp32s3", "sim": shown in the User-Agent and logs. */
   readonly name: string;
-  /** nodeInfo.osImage and kernelVersion as kubectl get nodes -o wide shows them. */
-  readonly osImage: string;
-  readonly kernelVersion: string;
+  /** What the board is: the Node's labels, capacity and nodeInfo come from it. */
+  readonly facts: BoardFacts;
   showLed?(r: number, g: number, b: number): void;
   /** Brings the network up (once); progress is read through network(). */
   startNetwork(config: FirmwareConfig, log: (level: LogLevel, message: string) => void): void;
@@ -112,6 +111,7 @@ class Firmware {
     const board = this.#board;
     const host: Host = {
       name: board.name,
+      board: board.facts,
       monotonic: runtime.monotonic,
       setTimer: runtime.setTimer,
       clearTimer: runtime.clearTimer,
@@ -130,7 +130,7 @@ class Firmware {
     this.#frames?.stop();
     try {
       const options = this.#config!.kubelet;
-      this.#kubelet = new Kubelet({ ...options, identity: { osImage: board.osImage, kernelVersion: board.kernelVersion, ...options.identity } }, host);
+      this.#kubelet = new Kubelet(options, host);
       this.#stage = "agent";
       this.#kubelet.start();
     } catch (e) {

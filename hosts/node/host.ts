@@ -1,12 +1,13 @@
 // The Node.js host: node:tls (verifying the API server against the cluster CA), real timers and
-// randomness, the V8 heap (or an injected figure, so tests can force MemoryPressure), the terminal LED.
+// randomness, the V8 heap (or an injected figure, so tests can force MemoryPressure), the terminal LED,
+// and the truth about the machine it runs on (or the board it is told to pose as).
 import { randomBytes } from "node:crypto";
 import { connect as netConnect, isIP, type Socket } from "node:net";
-import { networkInterfaces, hostname } from "node:os";
+import { availableParallelism, networkInterfaces, release, type as osType } from "node:os";
 import { performance } from "node:perf_hooks";
 import { checkServerIdentity, connect as tlsConnect } from "node:tls";
 import { getHeapStatistics } from "node:v8";
-import type { ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
+import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
 
 export interface NodeHostOptions {
   name?: string;
@@ -18,6 +19,26 @@ export interface NodeHostOptions {
   mac?: string;
   showLed?: (r: number, g: number, b: number) => void;
   log?: (level: LogLevel, message: string) => void;
+  /** What the Node reports about the board; default: this machine, as it is. */
+  board?: Partial<BoardFacts>;
+}
+
+/** Kubernetes' names (GOARCH, GOOS) for Node's process.arch and process.platform. */
+const GOARCH: Readonly<Record<string, string>> = Object.freeze({ x64: "amd64", ia32: "386", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loong64" });
+const GOOS: Readonly<Record<string, string>> = Object.freeze({ win32: "windows" });
+
+/** This machine as a Node describes it: the agent on Node.js is no ESP32-S3 and does not say so. */
+export function machineFacts(): BoardFacts {
+  return {
+    arch: GOARCH[process.arch] ?? process.arch,
+    os: GOOS[process.platform] ?? process.platform,
+    instanceType: "nodejs",
+    osImage: `Node.js ${process.version}`,
+    kernelVersion: `${osType()} ${release()}`,
+    cpu: String(availableParallelism()),
+    pods: 1,
+    kubeletPort: 10250,
+  };
 }
 
 export function derToPem(der: Uint8Array, label: string): string {
@@ -43,6 +64,7 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
   let localAddress = "";
   const host: Host = {
     name: options.name ?? "node",
+    board: { ...machineFacts(), ...options.board },
     monotonic: () => performance.now(),
     setTimer: (cb, ms) => setTimeout(cb, ms),
     clearTimer: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
@@ -116,5 +138,3 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
   };
   return host;
 }
-
-export const machineHostname = hostname;

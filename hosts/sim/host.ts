@@ -5,7 +5,7 @@ import Poco from "commodetto/Poco";
 import parseBMF from "commodetto/parseBMF";
 import Resource from "Resource";
 import config from "mc/config";
-import type { NetworkFacts } from "../../modules/host";
+import type { BoardFacts, NetworkFacts } from "../../modules/host";
 import type { Board, FirmwareView } from "../moddable/app";
 import { xsHeapUsed } from "../moddable/runtime";
 
@@ -14,6 +14,21 @@ function simMac(): string {
   const configured = (config as Record<string, unknown>).simMac;
   return typeof configured === "string" && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(configured) ? configured.toLowerCase() : "02:00:00:00:51:01";
 }
+
+/**
+ * The simulator is the Moddable runtime on a PC, not the ESP32-S3: it says so. mcsim cannot tell the
+ * PC's CPU, so the architecture comes from mc/config "simArch" (the manifest sets it per platform).
+ */
+const SIM_BOARD: Readonly<BoardFacts> = Object.freeze({
+  arch: typeof (config as Record<string, unknown>).simArch === "string" ? ((config as Record<string, unknown>).simArch as string) : "amd64",
+  os: "moddable",
+  instanceType: "moddable-simulator",
+  osImage: "Moddable SDK simulator (mcsim)",
+  kernelVersion: "host OS",
+  cpu: "240m",
+  pods: 1,
+  kubeletPort: 10250,
+});
 
 type Render = InstanceType<typeof Poco>;
 type PixelsOut = ConstructorParameters<typeof Poco>[0];
@@ -84,8 +99,7 @@ export function createBoard(): Board {
   let started = false;
   const board: Board = {
     name: "sim",
-    osImage: "Moddable SDK simulator (mcsim)",
-    kernelVersion: "host OS",
+    facts: SIM_BOARD,
     showLed: display ? (r, g, b) => display.led(r, g, b) : undefined,
     startNetwork() {
       started = true; // the host's network is already up

@@ -2,8 +2,9 @@
 // clock fed from every response's Date header, and errors that name the request, the status and the
 // API's own Status.message in one line.
 import type { Host, TlsOptions } from "../host";
+import { HttpConnection, HttpError, type HttpResponse } from "../http/connection";
 import type { WallClock } from "../time/clock";
-import { HttpConnection, type HttpResponse } from "./http";
+import type { FailureKind } from "../util/retry";
 
 export class ApiError extends Error {
   method: string;
@@ -43,8 +44,6 @@ export interface ApiClientOptions {
   userAgent: string;
   timeoutMs?: number;
   maxBody?: number;
-  /** Sees the outcome of every call: the kubelet keeps its error streak and LED from it. */
-  observe?: (outcome: { status?: number; error?: Error }) => void;
 }
 
 export class ApiClient {
@@ -74,13 +73,7 @@ export class ApiClient {
       headers.push(["Content-Type", options.contentType ?? "application/json"]);
       body = this.#options.host.utf8Encode(typeof options.body === "string" ? options.body : JSON.stringify(options.body));
     }
-    let response: HttpResponse;
-    try {
-      response = await this.connection.request({ method, path, headers, body, keepBody: options.keepBody });
-    } catch (err) {
-      this.#options.observe?.({ error: err as Error });
-      throw err;
-    }
+    const response = await this.connection.request({ method, path, headers, body, keepBody: options.keepBody });
     this.#options.clock.observeDate(response.headers.get("date"), response.elapsedMs);
     const result: ApiResult<T> = { status: response.status, response };
     const type = response.headers.get("content-type") ?? "";
@@ -91,14 +84,6 @@ export class ApiClient {
         // leave json undefined: callers that need it treat it as missing
       }
     }
-    this.#options.observe?.({ status: response.status });
-    return result;
-  }
-
-  /** As call(), but a non-2xx status becomes an ApiError. */
-  async ok<T = any>(method: string, path: string, options: CallOptions = {}): Promise<ApiResult<T>> {
-    const result = await this.call<T>(method, path, options);
-    if (result.status < 200 || result.status > 299) throw toApiError(method, path, result);
     return result;
   }
 
@@ -128,7 +113,7 @@ export function toApiError(method: string, path: string, result: ApiResult): Api
   return new ApiError(method, path, result.status, reason, message);
 }
 
-const STATUS_TEXT: Record<number, string> = {
+const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
   400: "BadRequest",
   401: "Unauthorized",
   403: "Forbidden",
@@ -138,7 +123,14 @@ const STATUS_TEXT: Record<number, string> = {
   429: "TooManyRequests",
   500: "InternalError",
   503: "ServiceUnavailable",
-};
+});
+
+/** Which retry policy a failure calls for. */
+export function failureKind(err: unknown): FailureKind {
+  if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return "auth";
+  if (err instanceof HttpError && err.kind !== "protocol") return "network";
+  return "api";
+}
 
 /** One line for a log: what failed and why, never a token. */
 export function describeError(err: unknown): string {

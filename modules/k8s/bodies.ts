@@ -1,5 +1,5 @@
 // Request bodies, as pure functions of state: what the wire-format tests pin down.
-import type { NodeIdentity } from "../kubelet/identity";
+import type { NodeIdentity } from "./identity";
 import type { WireCondition } from "./conditions";
 import { NODE_LEASE_NAMESPACE } from "./paths";
 
@@ -9,7 +9,7 @@ export const HEAP_ANNOTATION = "xs-kubelet.dev/heap-bytes-free";
  * Registered with the Node: keeps DaemonSets and ordinary pods off a board that runs no containers
  * (picokubelet's B10); pods meant for the board tolerate it.
  */
-export const NO_RUNTIME_TAINT = { key: "xs-kubelet.dev/no-container-runtime", value: "true", effect: "NoSchedule" };
+export const NO_RUNTIME_TAINT = Object.freeze({ key: "xs-kubelet.dev/no-container-runtime", value: "true", effect: "NoSchedule" });
 
 export interface Address {
   type: "InternalIP" | "Hostname";

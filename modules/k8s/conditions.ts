@@ -34,8 +34,8 @@ export interface ConditionInputs {
 
 export const MEMORY_PRESSURE_BYTES = 20 * 1024;
 
-export const STANDARD_TYPES = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"];
-export const CUSTOM_TYPES = ["Vibes", "Caffeinated", "Existential", "Peckish", "Haunted"];
+export const STANDARD_TYPES: readonly string[] = Object.freeze(["Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"]);
+export const CUSTOM_TYPES: readonly string[] = Object.freeze(["Vibes", "Caffeinated", "Existential", "Peckish", "Haunted"]);
 
 const c = (type: string, status: ConditionStatus, reason: string, message: string): ConditionValue => ({ type, status, reason, message });
 
@@ -159,7 +159,7 @@ export class ConditionTracker {
   }
 
   /** The conditions as the API wants them, each with this push's heartbeat. */
-  wire(heartbeatTime: string, types: string[]): WireCondition[] {
+  wire(heartbeatTime: string, types: readonly string[]): WireCondition[] {
     const out: WireCondition[] = [];
     for (const type of types) {
       const t = this.#current.get(type);

@@ -16,7 +16,7 @@ export const DISCONNECTED_PERIOD_MS = 2000;
 export const WARNING_PERIOD_MS = 1000;
 export const ACTIVITY_MS = 100;
 
-export const LED_MEANINGS: Record<LedState, string> = {
+export const LED_MEANINGS: Readonly<Record<LedState, string>> = Object.freeze({
   selftest: "red → green → blue → off at power-on: the LED works",
   booting: "dim white: firmware up, bringing the network up",
   connecting: "blue breathing, fast: reaching the API server, registering",
@@ -24,7 +24,7 @@ export const LED_MEANINGS: Record<LedState, string> = {
   warning: "amber blinking: the API server rejects the agent (401/403) or keeps failing, or the configuration is invalid",
   disconnected: "red breathing: no network or API server unreachable",
   off: "off",
-};
+});
 
 /** 0 → 1 → 0 over one period, sine-shaped. */
 function breathe(t: number, period: number): number {

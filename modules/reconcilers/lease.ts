@@ -1,20 +1,21 @@
 // Keeps the node's Lease in kube-node-lease renewed: every 0.25 × duration (10 s for 40 s) with up to
 // 4 % jitter, measured after each renewal, as the kubelet does. A deleted Lease is created again; a
-// failure is retried quickly, an auth rejection slowly (picokubelet hammered 401s, B7).
+// failure is retried with the shared policy: quickly, an auth rejection slowly (picokubelet hammered
+// 401s, B7).
 import { toApiError } from "../api/client";
+import { DEFAULTS } from "../defaults";
 import { leaseBody, leaseOwnerPatch, leaseRenewPatch } from "../k8s/bodies";
 import { MERGE_PATCH, paths } from "../k8s/paths";
 import { formatMicroTime } from "../time/clock";
-import { Backoff } from "../util/backoff";
 import { TimerLoop } from "../util/loop";
-import type { AgentContext } from "../kubelet/context";
+import { RetryPolicy } from "../util/retry";
+import type { AgentContext } from "./context";
 
 export class LeaseReconciler {
   #ctx: AgentContext;
   #loop: TimerLoop;
   #created = false;
-  #backoff: Backoff;
-  #authBackoff: Backoff;
+  #retry: RetryPolicy;
   /** Lifetime successful renewals (Existential counts them). */
   renewals = 0;
   /** The renewTime of the last renewal the API server accepted (RFC 3339, six digits). */
@@ -27,13 +28,11 @@ export class LeaseReconciler {
   constructor(ctx: AgentContext) {
     this.#ctx = ctx;
     this.#loop = new TimerLoop(ctx.host, () => void this.renew());
-    const interval = this.intervalMs;
-    this.#backoff = new Backoff({ initialMs: 200, maxMs: interval }, () => ctx.host.random());
-    this.#authBackoff = new Backoff({ initialMs: 10_000, maxMs: 300_000 }, () => ctx.host.random());
+    this.#retry = new RetryPolicy(() => ctx.host.random());
   }
 
   get intervalMs(): number {
-    return this.#ctx.options.leaseDurationSeconds * 250;
+    return this.#ctx.options.leaseDurationSeconds * 1000 * DEFAULTS.renewIntervalFraction;
   }
 
   /**
@@ -91,8 +90,7 @@ export class LeaseReconciler {
       } else if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
       this.failing = true;
-      const auth = this.#ctx.failure("renewing the Lease", err);
-      this.#loop.schedule((auth ? this.#authBackoff : this.#backoff).nextDelay());
+      this.#loop.schedule(this.#retry.next(this.#ctx.failure("renewing the Lease", err)));
       return false;
     }
     this.#succeeded();
@@ -104,10 +102,9 @@ export class LeaseReconciler {
     const recovered = this.failing;
     this.failing = false;
     this.renewals++;
-    this.#backoff.reset();
-    this.#authBackoff.reset();
+    this.#retry.reset();
     this.#ctx.success("renewing the Lease");
     this.onRenewed?.(recovered);
-    this.#loop.schedule(this.intervalMs * (1 + 0.04 * host.random()));
+    this.#loop.schedule(this.intervalMs * (1 + DEFAULTS.renewJitter * host.random()));
   }
 }

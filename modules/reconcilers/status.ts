@@ -1,17 +1,20 @@
 // Pushes node status: conditions are evaluated every 10 s and PATCHed (strategic merge) at once when a
 // status flips, every 5 min otherwise, and at once on the first renewal after an outage (the node
 // lifecycle controller set Ready=Unknown and only the agent can set it back: picokubelet's B2). A
-// push that failed stays pending and is retried with backoff until it lands (B4).
+// push that failed stays pending and is retried with the shared retry policy until it lands (B4) —
+// slowly after a 401/403, like every other loop. The baselines "since the last push" are its own.
 import { toApiError } from "../api/client";
-import { CUSTOM_TYPES, STANDARD_TYPES, evaluateConditions, type ConditionInputs, ConditionTracker } from "../k8s/conditions";
-import { statusPatch, type Address } from "../k8s/bodies";
+import { addressesFor, statusPatch, HEAP_ANNOTATION, type Address } from "../k8s/bodies";
+import { CUSTOM_TYPES, STANDARD_TYPES, evaluateConditions, type ConditionInputs, ConditionTracker, type WireCondition } from "../k8s/conditions";
 import { STRATEGIC_MERGE_PATCH, paths } from "../k8s/paths";
 import { formatTime } from "../time/clock";
-import { Backoff } from "../util/backoff";
 import { TimerLoop } from "../util/loop";
-import type { AgentContext } from "../kubelet/context";
+import { RetryPolicy, type FailureKind } from "../util/retry";
+import type { NetworkFacts } from "../host";
+import type { AgentContext } from "./context";
+import type { NodeStatusPort } from "./node";
 
-export const ALL_TYPES = [...STANDARD_TYPES, ...CUSTOM_TYPES];
+export const ALL_TYPES: readonly string[] = Object.freeze([...STANDARD_TYPES, ...CUSTOM_TYPES]);
 
 export interface StatusExtras {
   addresses?: Address[];
@@ -19,35 +22,72 @@ export interface StatusExtras {
   capacity?: Record<string, string>;
 }
 
+/** What the conditions depend on beyond the host: shared state the kubelet owns. */
+export interface StatusSources {
+  /** Lifetime Lease renewals (Existential). */
+  renewals(): number;
+  shuttingDown(): boolean;
+}
+
 export class StatusReconciler {
   #ctx: AgentContext;
-  #inputs: () => ConditionInputs;
+  #sources: StatusSources;
   #loop: TimerLoop;
+  #retry: RetryPolicy;
+  #failed: FailureKind = "api";
   #pushing: Promise<boolean> | undefined;
-  #backoff: Backoff;
   #lastPushAt = -Infinity;
+  #bootAt: number;
   /** A push is owed: a flip, a forced push, or one that failed. */
   #pending = false;
   #pendingWhy = "";
   #owed = 0; // bumps with every new reason to push, so a push only settles what it carried
   #extras: StatusExtras = {};
+  // baselines for the "since the last push" inputs, and the InternalIP last sent
+  #reconnectsAtPush: number;
+  #bssidAtPush: string | undefined;
+  #slipped = false;
+  #address = "";
   readonly tracker = new ConditionTracker();
   pushes = 0;
-  /** Called after each successful push (baselines for "since the last push" inputs). */
-  onPushed?: () => void;
-  /** Provides the annotations for each push (the heap figure). */
-  annotations: () => Record<string, string> = () => ({});
 
-  constructor(ctx: AgentContext, inputs: () => ConditionInputs) {
+  constructor(ctx: AgentContext, sources: StatusSources) {
     this.#ctx = ctx;
-    this.#inputs = inputs;
+    this.#sources = sources;
     this.#loop = new TimerLoop(ctx.host, () => void this.tick());
-    this.#backoff = new Backoff({ initialMs: 1000, maxMs: ctx.options.conditionCheckSeconds * 1000 }, () => ctx.host.random());
+    this.#retry = new RetryPolicy(() => ctx.host.random());
+    this.#bootAt = ctx.host.monotonic();
+    const net = ctx.host.network();
+    this.#reconnectsAtPush = net.reconnects;
+    this.#bssidAtPush = net.bssid;
+  }
+
+  #inputs(net: NetworkFacts): ConditionInputs {
+    const { host, clock } = this.#ctx;
+    const heap = host.heap();
+    if (clock.takeSlip()) this.#slipped = true;
+    return {
+      heapFree: heap?.free,
+      heapTotal: heap?.total,
+      uptimeSeconds: (host.monotonic() - this.#bootAt) / 1000,
+      reconnects: Math.max(0, net.reconnects - this.#reconnectsAtPush),
+      renewals: this.#sources.renewals(),
+      bssidChanged: net.bssid !== undefined && this.#bssidAtPush !== undefined && net.bssid !== this.#bssidAtPush,
+      clockSlipped: this.#slipped,
+      network: net.kind,
+      shuttingDown: this.#sources.shuttingDown(),
+    };
+  }
+
+  /** The heap figure rides along with every push (the status subresource keeps metadata changes). */
+  annotations(): Record<string, string> {
+    const heap = this.#ctx.host.heap();
+    return heap ? { [HEAP_ANNOTATION]: String(heap.free) } : {};
   }
 
   /** Evaluates the conditions now; returns the types whose status flipped. */
-  evaluate(): string[] {
-    const flipped = this.tracker.update(evaluateConditions(this.#inputs()), formatTime(this.#ctx.clock.now()));
+  evaluate(net = this.#ctx.host.network()): string[] {
+    const flipped = this.tracker.update(evaluateConditions(this.#inputs(net)), formatTime(this.#ctx.clock.now()));
     if (flipped.length) this.#owe(`${flipped.map((t) => `${t}=${this.tracker.get(t)!.status}`).join(", ")}`);
     return flipped;
   }
@@ -55,6 +95,7 @@ export class StatusReconciler {
   /** Owes a push, with extra status fields to carry (merged with any already owed). */
   request(why: string, extras: StatusExtras = {}): void {
     this.#extras = { ...this.#extras, ...extras };
+    if (extras.addresses) this.#address = extras.addresses[0]?.type === "InternalIP" ? extras.addresses[0].address : "";
     this.#owe(why);
   }
 
@@ -64,11 +105,30 @@ export class StatusReconciler {
     this.#owed++;
   }
 
-  /** The current conditions went out by other means (with the Node at registration). */
-  markPushed(): void {
+  /** The current conditions and this address went out by other means (with the Node at registration). */
+  markPushed(address: string): void {
     this.#pending = false;
     this.#pendingWhy = "";
+    this.#address = address;
     this.#lastPushAt = this.#ctx.host.monotonic();
+  }
+
+  /** What the node reconciler needs of the status. */
+  port(): NodeStatusPort {
+    return {
+      conditions: () => {
+        this.evaluate();
+        return this.#wire();
+      },
+      annotations: () => this.annotations(),
+      sentWithNode: (address) => this.markPushed(address),
+      seed: (conditions) => this.tracker.seed(conditions as WireCondition[] | undefined),
+      owe: (why, extras) => this.request(why, extras),
+    };
+  }
+
+  #wire(): WireCondition[] {
+    return this.tracker.wire(formatTime(this.#ctx.clock.now()), ALL_TYPES);
   }
 
   get pending(): boolean {
@@ -83,16 +143,30 @@ export class StatusReconciler {
     this.#loop.stop();
   }
 
+  /** The InternalIP follows the address (a DHCP change, a move from Wi-Fi to Ethernet). */
+  #followAddress(address: string): void {
+    if (address && address !== this.#address) this.request(`address is now ${address}`, { addresses: addressesFor(this.#ctx.nodeName, address) });
+  }
+
   /** One check: evaluate, push if owed or due, schedule the next check. */
   async tick(): Promise<void> {
-    this.evaluate();
+    const net = this.#ctx.host.network();
+    this.evaluate(net);
+    this.#followAddress(net.address);
     const due = this.#ctx.host.monotonic() - this.#lastPushAt >= this.#ctx.options.statusReportSeconds * 1000;
     let next = this.#ctx.options.conditionCheckSeconds * 1000;
     if (this.#pending || due) {
       const ok = await this.push(this.#pending ? this.#pendingWhy : "periodic status report");
-      if (!ok) next = this.#backoff.nextDelay();
+      if (!ok) next = this.#retry.next(this.#failed);
     }
     this.#loop.schedule(next);
+  }
+
+  /** Evaluates and pushes at once, whatever is owed (after an outage, at shutdown). */
+  async pushNow(why: string): Promise<boolean> {
+    this.request(why);
+    this.evaluate();
+    return this.push(why);
   }
 
   /** Pushes now (one push at a time; a caller arriving during a push waits for it). */
@@ -107,37 +181,33 @@ export class StatusReconciler {
   }
 
   async #push(why: string): Promise<boolean> {
-    const { api, nodeName, clock } = this.#ctx;
+    const { api, nodeName, host } = this.#ctx;
     const path = paths.nodeStatus(nodeName);
     const extras = this.#extras;
     const owed = this.#owed;
-    const body = statusPatch(this.tracker.wire(formatTime(clock.now()), ALL_TYPES), this.annotations(), extras);
+    const body = statusPatch(this.#wire(), this.annotations(), extras);
     try {
       const res = await api.call("PATCH", path, { body, contentType: STRATEGIC_MERGE_PATCH, keepBody: 2048 });
       if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
-      this.#ctx.failure("pushing node status", err);
+      this.#failed = this.#ctx.failure("pushing node status", err);
       if (!this.#pending) this.#owe(why); // never lost: retried until it lands
       return false;
     }
     this.pushes++;
-    this.#lastPushAt = this.#ctx.host.monotonic();
+    this.#lastPushAt = host.monotonic();
     if (this.#owed === owed) {
       this.#pending = false;
       this.#pendingWhy = "";
     }
     if (this.#extras === extras) this.#extras = {};
-    this.#backoff.reset();
+    this.#retry.reset();
     this.#ctx.success("pushing node status");
     this.#ctx.log("debug", `status pushed (${why})`);
-    this.onPushed?.();
+    const net = host.network();
+    this.#reconnectsAtPush = net.reconnects;
+    this.#bssidAtPush = net.bssid;
+    this.#slipped = false;
     return true;
-  }
-
-  /** Before the first push after an outage: adopt what the server now says (the controller's Unknown). */
-  async resyncFromServer(): Promise<void> {
-    const { api, nodeName } = this.#ctx;
-    const res = await api.call("GET", paths.node(nodeName), { keepBody: 65536 });
-    if (res.status === 200 && res.json) this.tracker.seed(res.json.status?.conditions);
   }
 }

@@ -2,7 +2,7 @@
 // forward on the monotonic clock, re-anchored from later responses, and never allowed to run backwards
 // (the node lifecycle controller counts a Lease renewal only when renewTime is strictly later).
 
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: readonly string[] = Object.freeze(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]);
 
 /** Parses an IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT"; NaN if malformed. */
 export function parseHttpDate(value: string): number {

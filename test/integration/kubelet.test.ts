@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { Kubelet, type KubeletOptions } from "../../modules/kubelet/kubelet";
 import type { HeapFigures } from "../../modules/host";
+import { ESP32S3_BOARD } from "../../hosts/esp32s3/board";
 import { createNodeHost } from "../../hosts/node/host";
 import type { ControlPlane } from "../../tools/controlplane/launcher";
 import { eventually } from "../support/api";
@@ -20,6 +21,7 @@ function agent(cp: ControlPlane, name: string, overrides: Partial<KubeletOptions
     heap: () => a.heap,
     log: (level, message) => void a.logs.push(`${level}: ${message}`),
     showLed: () => undefined,
+    board: ESP32S3_BOARD, // a simulated board: the labels it must correct on a pre-existing Node are the board's
   });
   a.kubelet = new Kubelet(
     {

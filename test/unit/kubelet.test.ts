@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { ConfigError, Kubelet } from "../../modules/kubelet/kubelet";
 import { HEAP_ANNOTATION, NO_RUNTIME_TAINT } from "../../modules/k8s/bodies";
-import { lines, rig } from "../scenarios/harness";
-import { createVirtualHost, VirtualTime } from "../support/virtual";
+import { lines, rig } from "../../tools/scenarios/harness";
+import { createVirtualHost, VirtualTime } from "../../hosts/virtual/host";
 
 const LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/board-1";
 const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4));
@@ -170,6 +170,34 @@ describe("kubelet (scripted API, virtual time)", () => {
     assert.equal(r.kubelet.phase, "running");
     assert.equal(r.kubelet.led.state, "healthy");
     assert.ok(r.host.logs.some((l) => /works again/.test(l)));
+    await r.kubelet.stop();
+  });
+
+  it("a status push rejected with 401 backs off like the Lease does (10 s doubling to 5 min), and the LED says so", async () => {
+    const r = rig();
+    r.kubelet.start();
+    await r.time.advance(12_000);
+    const isPush = (q: { method: string; path: string }) => q.method === "PATCH" && q.path.endsWith("/status");
+    r.api.fail(isPush, { status: 401 }, 1000);
+    r.heap = { free: 1000, total: 256 * 1024 };
+    const from = r.host.requests.length;
+    await r.time.advance(600_000);
+    const at: number[] = [];
+    // the scripted host records no times: replay the attempts' order against the renewals between them
+    const later = r.host.requests.slice(from);
+    let renewalsSeen = 0;
+    for (const q of later) {
+      if (q.startsWith(`PATCH ${LEASE} `)) renewalsSeen++;
+      else if (q.startsWith("PATCH /api/v1/nodes/board-1/status ")) at.push(renewalsSeen);
+    }
+    assert.ok(at.length >= 5 && at.length <= 8, `status push attempts in 10 minutes: ${at.length} (auth backoff 10 s → 5 min)`);
+    // Renewals (every ~10 s) between attempts grow: 1, 2, 4, 8, 16, then ~30 at the 5-minute cap.
+    const gaps = at.slice(1).map((n, i) => n - at[i]);
+    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1], `gaps in renewals between attempts: ${gaps.join(", ")}`);
+    assert.ok(gaps[gaps.length - 1] >= 15, `the last gap is minutes long: ${gaps.join(", ")}`);
+    assert.ok(r.kubelet.lease.renewals > 55, "the Lease kept renewing meanwhile");
+    assert.equal(r.kubelet.led.state, "warning", "the rejected status shows, although the Lease renews");
+    assert.equal(r.host.logs.filter((l) => l.startsWith("error:")).length, 1, "one error line, not one per attempt");
     await r.kubelet.stop();
   });
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { WallClock, formatMicroTime, formatTime, parseHttpDate } from "../../modules/time/clock";
 import { ConditionTracker, evaluateConditions, type ConditionInputs } from "../../modules/k8s/conditions";
 import { BRIGHTNESS_CAP, LedEngine } from "../../modules/led/patterns";
-import { bootIdFrom, labelAllowed, machineIdFromMac, systemUuidFromMac } from "../../modules/kubelet/identity";
+import { bootIdFrom, labelAllowed, machineIdFromMac, systemUuidFromMac } from "../../modules/k8s/identity";
 
 describe("time", () => {
   it("formats MicroTime with exactly six fractional digits and Time to the second", () => {

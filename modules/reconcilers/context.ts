@@ -1,7 +1,9 @@
-// What the kubelet shares with its reconcilers. They never talk to each other; they read this.
+// What the composition root shares with its reconcilers. They never talk to each other; they read
+// this, and the kubelet wires what one's outcome means for another.
 import type { ApiClient } from "../api/client";
 import type { Host, LogLevel } from "../host";
 import type { WallClock } from "../time/clock";
+import type { FailureKind } from "../util/retry";
 
 export interface AgentOptions {
   leaseDurationSeconds: number;
@@ -15,11 +17,11 @@ export interface AgentContext {
   clock: WallClock;
   options: AgentOptions;
   nodeName: string;
-  /** metadata.uid of the registered Node ("" until registered). */
+  /** metadata.uid of the registered Node ("" until registered); the node reconciler sets it. */
   nodeUid: string;
   log(level: LogLevel, message: string): void;
-  /** Records a failed step, logs it once (not every retry); returns true for an auth rejection. */
-  failure(what: string, err: unknown): boolean;
+  /** Records a failed step, logs it once (not every retry); returns the kind, which picks the retry delay. */
+  failure(what: string, err: unknown): FailureKind;
   /** Records that a step works (again). */
   success(what: string): void;
 }

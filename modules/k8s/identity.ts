@@ -1,33 +1,14 @@
 // Who the node is: name, labels, capacity, nodeInfo. machineID and systemUUID are stable (derived from
 // the MAC), bootID is fresh every boot so a reboot is visible (picokubelet's B5).
+import type { BoardFacts } from "../host";
 import { KUBELET_VERSION, AGENT_VERSION } from "../version";
 
-export interface IdentityConfig {
+/** What the Node says about itself: the host's facts about the board, the name and extra labels. */
+export interface IdentityConfig extends BoardFacts {
   name: string;
-  /** kubernetes.io/arch; the board is xtensa-lx7. */
-  arch: string;
-  /** kubernetes.io/os and nodeInfo.operatingSystem. */
-  os: string;
-  /** node.kubernetes.io/instance-type. */
-  instanceType: string;
-  osImage: string;
-  kernelVersion: string;
-  cpu: string;
-  pods: number;
-  /** Port advertised in daemonEndpoints.kubeletEndpoint. */
-  kubeletPort: number;
   /** Extra labels; only prefixes NodeRestriction lets a node set on itself are accepted. */
   labels?: Record<string, string>;
 }
-
-export const BOARD_DEFAULTS = {
-  arch: "xtensa-lx7",
-  os: "moddable",
-  instanceType: "esp32-s3-r8",
-  cpu: "240m",
-  pods: 1,
-  kubeletPort: 10250,
-};
 
 export interface NodeIdentity {
   name: string;
@@ -37,12 +18,15 @@ export interface NodeIdentity {
   daemonEndpoints: { kubeletEndpoint: { Port: number } };
 }
 
+/** kubernetes.io labels NodeRestriction lets a node set on itself. */
+const NODE_LABELS: readonly string[] = Object.freeze(["kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch", "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type", "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region"]);
+
 /** Label keys a node may set on itself under NodeRestriction. */
 export function labelAllowed(key: string): boolean {
   const slash = key.indexOf("/");
   if (slash < 0) return true; // unprefixed labels are the user's
   const prefix = key.slice(0, slash);
-  if (["kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch", "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type", "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region"].includes(key)) return true;
+  if (NODE_LABELS.includes(key)) return true;
   if (prefix === "kubelet.kubernetes.io" || prefix.endsWith(".kubelet.kubernetes.io")) return true;
   if (prefix === "node.kubernetes.io" || prefix.endsWith(".node.kubernetes.io")) return true;
   return !(prefix === "kubernetes.io" || prefix.endsWith(".kubernetes.io") || prefix === "k8s.io" || prefix.endsWith(".k8s.io"));
