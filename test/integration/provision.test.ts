@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { Kubelet } from "../../modules/kubelet/kubelet";
 import { createNodeHost } from "../../hosts/node/host";
-import { fromKubeconfig } from "../../hosts/node/connection";
+import { fromKubeconfig } from "../../tools/kube/connection";
 import { adminApi, nodeClientCertificate, serviceAccountToken, writeOutputs } from "../../tools/provision/provision";
 import { repoRoot } from "../../tools/controlplane/build";
 import type { ControlPlane } from "../../tools/controlplane/launcher";

@@ -1,5 +1,5 @@
 // A raw HTTPS request to the API server, for asserting exact status codes in tests.
-import { clusterRequest } from "../../hosts/node/connection";
+import { clusterRequest } from "../../tools/kube/connection";
 import type { ControlPlane } from "../../tools/controlplane/launcher";
 
 export interface RawResponse {

@@ -1,15 +1,10 @@
 // `npm run bench`: what a heartbeat costs, checked against targets. Figures come from deterministic
 // runs (virtual time, and XS's compute meter), so they are the same on every machine; only the
 // parser throughput line is wall-clock and is reported, not checked.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { build } from "esbuild";
-import { HttpConnection } from "../../modules/api/http";
-import { scenarios } from "../../test/scenarios/index";
-import { VirtualTime, createVirtualHost } from "../../test/support/virtual";
-import { repoRoot } from "../controlplane/build";
+import { VirtualTime, createVirtualHost } from "../../hosts/virtual/host";
+import { HttpConnection } from "../../modules/http/connection";
+import { scenarios } from "../scenarios/index";
+import { bundleScenarios } from "../xs/bundle";
 
 const enc = new TextEncoder();
 const size = (s: string) => enc.encode(s).length;
@@ -28,20 +23,18 @@ report("bytes sent per minute after registration", sent / 10, "bytes/min", 2600)
 report("renewals in ten minutes (10 s interval + jitter)", renewals.length, "", undefined);
 
 // The core's work inside XS: the deterministic compute meter of the same scenarios.
-const dir = mkdtempSync(join(tmpdir(), "xs-kubelet-bench-"));
-try {
-  const out = await build({ entryPoints: [join(repoRoot, "test/xs/entry.ts")], bundle: true, format: "iife", platform: "neutral", target: "es2022", write: false, logLevel: "silent" });
-  const bundle = join(dir, "core.js");
-  writeFileSync(bundle, out.outputFiles[0].text);
-  const xs = (name: string) => JSON.parse(execFileSync(process.execPath, ["--import", "tsx", join(repoRoot, "test/xs/driver.ts"), bundle, name], { encoding: "utf8" }));
-  const minute = xs("boot, register, renew for a minute");
-  const ten = xs("steady state for ten minutes");
-  const minuteRenewals = minute.replies[0].result.renewals;
-  const tenRenewals = ten.replies[0].result.renewals;
-  report("XS compute: boot + register + 1 min", minute.compute, "meter units");
-  report("XS compute per steady-state renewal (incl. status checks)", (ten.compute - minute.compute) / (tenRenewals - minuteRenewals), "meter units", 60_000);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+{
+  const xs = await bundleScenarios();
+  try {
+    const minute = await xs.run("boot, register, renew for a minute");
+    const ten = await xs.run("steady state for ten minutes");
+    const minuteRenewals = minute.reply.result!.renewals;
+    const tenRenewals = ten.reply.result!.renewals;
+    report("XS compute: boot + register + 1 min", minute.compute, "meter units");
+    report("XS compute per steady-state renewal (incl. status checks)", (ten.compute - minute.compute) / (tenRenewals - minuteRenewals), "meter units", 60_000);
+  } finally {
+    xs.dispose();
+  }
 }
 
 // HTTP parser throughput on a 1 MB chunked body in 1460-byte segments (wall clock, Node).

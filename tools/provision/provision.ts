@@ -20,7 +20,7 @@ import * as x509 from "@peculiar/x509";
 import { parseAllDocuments } from "yaml";
 import { renderNodeRbac } from "../../deploy/render";
 import { nodeNameProblem } from "../../modules/k8s/names";
-import { clusterRequest, fromKubeconfig, parseServer, type ClusterConnection, type ClusterResponse } from "../../hosts/node/connection";
+import { clusterRequest, fromKubeconfig, parseServer, type ClusterConnection, type ClusterResponse } from "../kube/connection";
 
 export const PREF_DOMAIN = "xs-kubelet";
 const SA_NAMESPACE = "xs-kubelet";

@@ -1,8 +1,8 @@
 // A kubelet on a virtual host in front of the scripted API: the setup every scenario shares.
 import { Kubelet, type KubeletOptions } from "../../modules/kubelet/kubelet";
 import type { HeapFigures, NetworkFacts } from "../../modules/host";
-import { FakeApi } from "../support/fake-api";
-import { VirtualTime, createVirtualHost, type VirtualHost } from "../support/virtual";
+import { FakeApi } from "../../hosts/virtual/scripted-api";
+import { VirtualTime, createVirtualHost, type VirtualHost } from "../../hosts/virtual/host";
 
 export interface Rig {
   time: VirtualTime;

@@ -6,7 +6,7 @@ import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { checkServerIdentity } from "node:tls";
 import { parse as parseYaml } from "yaml";
-import { derToPem } from "./host";
+import { derToPem } from "../../hosts/node/host";
 
 export interface ClusterConnection {
   host: string;

@@ -6,9 +6,9 @@ import { parseArgs } from "node:util";
 import { ConfigError, Kubelet, configProblems, type KubeletOptions } from "../../modules/kubelet/kubelet";
 import type { LogLevel } from "../../modules/host";
 import { LED_MEANINGS } from "../../modules/led/patterns";
-import type { ControlPlane } from "../../tools/controlplane/launcher";
-import { clusterRequest, fromKubeconfig, parseServer, readCa, type ClusterConnection } from "./connection";
-import { createNodeHost } from "./host";
+import { createNodeHost } from "../../hosts/node/host";
+import type { ControlPlane } from "../controlplane/launcher";
+import { clusterRequest, fromKubeconfig, parseServer, readCa, type ClusterConnection } from "../kube/connection";
 
 const USAGE = `usage: npm start -- [options]
   (no options)              start a local Kubernetes control plane and join it
@@ -20,7 +20,7 @@ const USAGE = `usage: npm start -- [options]
   --grace SECONDS           local control plane: node-monitor-grace-period (default 50)
   --decommission            delete the Node on exit (its Lease goes with it)
   --insecure-skip-tls-verify  do not verify the API server (never do this outside a lab)
-  --plain                   plain log lines instead of the live view`;
+  --plain                   the agent alone: its log lines, no live view (and no requests of the view's own)`;
 
 function fail(message: string): never {
   console.error(`xs-kubelet: ${message}\n\n${USAGE}`);
@@ -68,7 +68,7 @@ try {
   } else {
     const problem = configProblems({ nodeName, server: { host: "127.0.0.1", port: 1 } })[0];
     if (problem) fail(problem);
-    const { startControlPlane } = await import("../../tools/controlplane/launcher");
+    const { startControlPlane } = await import("../controlplane/launcher");
     const grace = values.grace === undefined ? undefined : Number(values.grace);
     if (grace !== undefined && !(grace > 2)) fail(`--grace must be a number of seconds above 2, got "${values.grace}"`);
     console.log("Starting a local Kubernetes control plane (the first run builds it from Go modules: minutes) …");
@@ -81,7 +81,8 @@ try {
 if (values["server-name"]) conn.serverName = values["server-name"] as string;
 if (values["insecure-skip-tls-verify"]) conn.verify = false;
 
-// The live view keeps the last log lines; plain mode prints them as they come.
+// The live view keeps the last log lines; plain mode (or no terminal) prints them as they come and
+// makes no request of its own: what reaches the API server is the agent's traffic only.
 const live = !values.plain && process.stdout.isTTY;
 const recent: string[] = [];
 const log = (level: LogLevel, message: string) => {
@@ -100,7 +101,7 @@ const options: KubeletOptions = {
   server: { host: conn.host, port: conn.port },
   tls: { serverName: conn.serverName, ca: conn.caDer, verify: conn.verify, clientCertificate: conn.clientCertificate, clientKey: conn.clientKey },
   token: conn.token,
-  identity: { osImage: `xs-kubelet simulated board (Node.js ${process.version})`, kernelVersion: `${process.platform} ${process.arch}` },
+  identity: { osImage: `xs-kubelet simulated board (Node.js ${process.version})` },
 };
 let kubelet: Kubelet;
 try {
@@ -125,12 +126,9 @@ async function fetchTable(): Promise<void> {
   const rows: string[][] = [cols, ...t.rows.map((r: any) => r.cells.map(String))];
   const widths = cols.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   const next = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd()).join("\n");
-  // Plain mode prints the table when something other than AGE changes.
-  const ageless = (text: string) => text.replace(/\s+/g, " ").replace(/ \d+[smhd]\d*[smh]? /g, " ");
-  if (!live && ageless(next) !== ageless(table)) console.log(`\n$ kubectl get nodes -o wide\n${next}\n`);
   table = next;
 }
-const tableTimer = setInterval(() => void fetchTable(), 2000);
+const tableTimer = live ? setInterval(() => void fetchTable(), 2000) : undefined;
 
 function render(): void {
   const s = kubelet.snapshot();
@@ -165,7 +163,7 @@ let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  clearInterval(tableTimer);
+  if (tableTimer) clearInterval(tableTimer);
   if (renderTimer) clearInterval(renderTimer);
   console.log(`\n${signal}: shutting down gracefully …`);
   await kubelet.stop({ decommission: Boolean(values.decommission) });

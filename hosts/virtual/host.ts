@@ -1,6 +1,8 @@
-// A host with virtual time and a scripted API server behind its sockets, for fast unit tests. Pure
-// JavaScript (no Node built-ins): the same file runs inside the XS engine for the XS-vs-Node tests.
-import type { ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
+// A host with virtual time and a scripted API server behind its sockets: for fast unit tests, the
+// XS-vs-Node comparison, the bench and a virtual fleet. Pure JavaScript (no Node built-ins): the same
+// file runs inside the XS engine.
+import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
+import { ESP32S3_BOARD } from "../esp32s3/board";
 
 interface VTimer {
   at: number;
@@ -98,6 +100,8 @@ export interface VirtualHostOptions {
   chunkBytes?: number;
   /** Refuse connections while this returns true (network down). */
   offline?: () => boolean;
+  /** The board it pretends to be; default the Waveshare ESP32-S3-ETH. */
+  board?: BoardFacts;
 }
 
 const encoder = new TextEncoder();
@@ -135,6 +139,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
   const later = (fn: () => void) => void Promise.resolve().then(fn);
   const host: VirtualHost = {
     name: "scripted",
+    board: options.board ?? ESP32S3_BOARD,
     requests,
     logs,
     led,

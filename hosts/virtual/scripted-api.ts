@@ -1,7 +1,7 @@
-// A scripted, in-memory stand-in for the parts of the Kubernetes API the agent uses — for fast unit
-// tests and the XS engine only. The real control plane (tools/controlplane) is what proves behaviour;
+// A scripted, in-memory stand-in for the parts of the Kubernetes API the agent uses — a test double
+// for fast unit tests, the XS engine and the bench only. The real control plane (tools/controlplane) is what proves behaviour;
 // this only has to be faithful where the tests look. Pure JavaScript (runs inside XS too).
-import type { ParsedRequest, VirtualTime } from "./virtual";
+import type { ParsedRequest, VirtualTime } from "./host";
 
 export interface Fault {
   match: (req: ParsedRequest) => boolean;

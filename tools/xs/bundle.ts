@@ -1,0 +1,60 @@
+// The core inside the real XS engine (XS 13.3 via @agoric/xsnap), shared by test/xs and the bench:
+// bundle the scenarios with esbuild into one IIFE, then run a named scenario in a fresh xsnap worker
+// and read back its result and XS's deterministic meters.
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import type { ScenarioResult } from "../scenarios/index";
+
+export interface XsReply {
+  name: string;
+  ok: boolean;
+  result?: ScenarioResult;
+  error?: string;
+}
+
+export interface XsRun {
+  reply: XsReply;
+  /** XS's compute meter for the delivery (deterministic), and its allocation figure. */
+  compute: number;
+  allocate: number;
+}
+
+export interface XsBundle {
+  run(name: string): Promise<XsRun>;
+  /** Removes the bundle's temporary directory. */
+  dispose(): void;
+}
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+export async function bundleScenarios(): Promise<XsBundle> {
+  const out = await build({
+    entryPoints: [here("./entry.ts")],
+    bundle: true,
+    format: "iife",
+    platform: "neutral",
+    target: "es2022", // keeps private fields, async/await and ?? as XS runs them natively
+    write: false,
+    logLevel: "silent",
+  });
+  const dir = mkdtempSync(join(tmpdir(), "xs-kubelet-xs-"));
+  const bundleFile = join(dir, "core.js");
+  writeFileSync(bundleFile, out.outputFiles[0].text);
+  return {
+    run: (name) =>
+      new Promise((resolve, reject) => {
+        // A separate process: @agoric/xsnap needs SES globals that must not leak into the caller.
+        execFile(process.execPath, ["--import", "tsx", here("./driver.ts"), bundleFile, name], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+          if (err) return reject(new Error(`xsnap driver failed: ${stderr || err.message}`));
+          const out = JSON.parse(stdout);
+          if (out.replies.length !== 1) return reject(new Error(`scenario "${name}" did not finish inside one XS delivery`));
+          resolve({ reply: out.replies[0], compute: out.compute, allocate: out.allocate });
+        });
+      }),
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
