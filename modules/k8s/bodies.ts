@@ -1,4 +1,7 @@
-// Request bodies, as pure functions of state: what the wire-format tests pin down.
+// Request bodies, as pure functions of state: what the wire-format tests pin down. Every object in a
+// body is made fresh: XS's JSON.stringify marks each object it visits, and a module-level constant
+// lives in the read-only heap once the manifest preloads its module — stringifying it throws
+// "read only value" on the board and in the simulator (seen), never under Node or plain XS.
 import type { NodeIdentity } from "./identity";
 import type { WireCondition } from "./conditions";
 import { NODE_LEASE_NAMESPACE } from "./paths";
@@ -28,7 +31,7 @@ export function nodeBody(identity: NodeIdentity, addresses: Address[], condition
     apiVersion: "v1",
     kind: "Node",
     metadata: { name: identity.name, labels: identity.labels, annotations },
-    spec: { taints: [NO_RUNTIME_TAINT] },
+    spec: { taints: [{ ...NO_RUNTIME_TAINT }] },
     status: {
       capacity: identity.capacity,
       allocatable: identity.capacity,

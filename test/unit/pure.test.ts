@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { WallClock, formatMicroTime, formatTime, parseHttpDate } from "../../modules/time/clock";
 import { ConditionTracker, evaluateConditions, type ConditionInputs } from "../../modules/k8s/conditions";
 import { BRIGHTNESS_CAP, LedEngine } from "../../modules/led/patterns";
-import { bootIdFrom, labelAllowed, machineIdFromMac, systemUuidFromMac } from "../../modules/k8s/identity";
+import { bootIdFrom, buildIdentity, labelAllowed, machineIdFromMac, systemUuidFromMac } from "../../modules/k8s/identity";
+import { NO_RUNTIME_TAINT, addressesFor, labelsPatch, leaseBody, leaseOwnerPatch, leaseRenewPatch, nodeBody, statusPatch } from "../../modules/k8s/bodies";
+import { ALL_TYPES } from "../../modules/reconcilers/status";
+import { ESP32S3_BOARD } from "../../hosts/esp32s3/board";
 
 describe("time", () => {
   it("formats MicroTime with exactly six fractional digits and Time to the second", () => {
@@ -145,5 +148,34 @@ describe("identity", () => {
   it("allows only labels NodeRestriction lets a node set on itself", () => {
     for (const ok of ["kubernetes.io/hostname", "node.kubernetes.io/instance-type", "kubelet.kubernetes.io/x", "sub.node.kubernetes.io/y", "example.com/z", "plain"]) assert.ok(labelAllowed(ok), ok);
     for (const bad of ["node-role.kubernetes.io/worker", "kubernetes.io/other", "foo.k8s.io/bar"]) assert.ok(!labelAllowed(bad), bad);
+  });
+});
+
+describe("request bodies", () => {
+  // A frozen object inside a body is a module-level constant: preloaded into flash on the board, it
+  // makes XS's JSON.stringify throw "read only value". Every body must be built of fresh objects.
+  const frozenInside = (value: unknown, path = "body"): string[] => {
+    if (typeof value !== "object" || value === null) return [];
+    const here = Object.isFrozen(value) ? [path] : [];
+    return [...here, ...Object.entries(value).flatMap(([k, v]) => frozenInside(v, `${path}.${k}`))];
+  };
+
+  it("hold no frozen (module-level) object", () => {
+    const identity = buildIdentity({ name: "board-1", ...ESP32S3_BOARD }, "02:00:00:aa:bb:cc", bootIdFrom(new Uint8Array(16)), 256 * 1024);
+    const tracker = new ConditionTracker();
+    tracker.update(evaluateConditions({ heapFree: 100_000, heapTotal: 256 * 1024, uptimeSeconds: 1, reconnects: 0, renewals: 1, bssidChanged: false, clockSlipped: false, network: "ethernet", shuttingDown: false } as ConditionInputs), "2026-01-01T00:00:00Z");
+    const conditions = tracker.wire("2026-01-01T00:00:00Z", ALL_TYPES);
+    const addresses = addressesFor("board-1", "192.0.2.10");
+    const bodies = {
+      node: nodeBody(identity, addresses, conditions, { a: "b" }),
+      lease: leaseBody("board-1", 40, "2026-01-01T00:00:00.000000Z", "uid"),
+      renew: leaseRenewPatch("2026-01-01T00:00:00.000000Z"),
+      owner: leaseOwnerPatch("board-1", "uid", 40),
+      status: statusPatch(conditions, { a: "b" }, { addresses, nodeInfo: identity.nodeInfo, capacity: identity.capacity, daemonEndpoints: identity.daemonEndpoints }),
+      labels: labelsPatch(identity.labels),
+    };
+    assert.deepEqual(frozenInside(bodies), []);
+    // and the check itself sees a frozen constant where one is
+    assert.deepEqual(frozenInside({ spec: { taints: [NO_RUNTIME_TAINT] } }), ["body.spec.taints.0"]);
   });
 });
