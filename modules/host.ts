@@ -22,11 +22,16 @@ export interface ConnectTarget {
   port: number;
   /** Absent for plain TCP (tests and proxies only). */
   tls?: TlsOptions;
+  /** TLS ALPN protocols to offer, most preferred first ("h2", "http/1.1"). */
+  alpn?: string[];
 }
 
 export interface SocketEvents {
-  /** The connection is established (TLS handshake done) and writable. */
-  onConnect(): void;
+  /**
+   * The connection is established (TLS handshake done) and writable. protocol: the ALPN protocol
+   * the server selected, where the host's TLS can tell ("" for none); undefined where it cannot.
+   */
+  onConnect(protocol?: string): void;
   /** Bytes arrived. The buffer may be reused by the host after the call returns. */
   onData(bytes: Uint8Array): void;
   /** The connection ended (error message when it failed). Called at most once. */

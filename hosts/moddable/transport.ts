@@ -154,6 +154,10 @@ export function createConnector(options: TransportOptions): (target: ConnectTarg
         if (tls.ca) secure.certificate = copy(tls.ca);
         if (tls.clientCertificate) secure.clientCertificates = [copy(tls.clientCertificate)];
         if (tls.clientKey) secure.clientKey = copy(tls.clientKey);
+        // ALPN goes into the ClientHello; the SDK's ServerHello parser does not read the server's
+        // choice back, so onConnect() reports none and the core tells h2 from HTTP/1.1 by the
+        // server's first bytes (a SETTINGS frame, or "HTTP/").
+        if (target.alpn) secure.applicationLayerProtocolNegotiation = target.alpn.slice();
         // The TLS socket checks the CA's dates in its constructor: that throw is caught by open's caller.
         socket = new TLSSocket({
           TCP: { io: GuardedTCP as any },

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { availableParallelism, networkInterfaces, release, type as osType } from "node:os";
 import { performance } from "node:perf_hooks";
-import { checkServerIdentity, connect as tlsConnect } from "node:tls";
+import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from "node:tls";
 import { getHeapStatistics } from "node:v8";
 import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
 
@@ -94,10 +94,12 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
           key: tls.clientKey ? derToPem(tls.clientKey, "PRIVATE KEY") : undefined,
           minVersion: "TLSv1.2",
           maxVersion: "TLSv1.2", // what the board's TLS stack speaks: test the same protocol
+          ALPNProtocols: target.alpn,
         });
         socket.once("secureConnect", () => {
           localAddress = socket.localAddress ?? localAddress;
-          events.onConnect();
+          const chosen = (socket as TLSSocket).alpnProtocol;
+          events.onConnect(target.alpn ? chosen || "" : undefined);
         });
       } else {
         socket = netConnect({ host: target.host, port: target.port });

@@ -1,8 +1,12 @@
-// The Kubernetes API client: JSON over the one keep-alive connection, bearer-token auth, the wall
-// clock fed from every response's Date header, and errors that name the request, the status and the
-// API's own Status.message in one line.
-import type { Host, TlsOptions } from "../host";
-import { HttpConnection, HttpError, type HttpResponse } from "../http/connection";
+// The Kubernetes API client: JSON over one connection — HTTP/2 when the server speaks it (every
+// request and watch multiplexed), else HTTP/1.1 keep-alive — bearer-token auth, the wall clock fed
+// from every response's Date header, and errors that name the request, the status and the API's
+// own Status.message in one line.
+import type { ConnectTarget, Host, TlsOptions } from "../host";
+import { HttpConnection, HttpError } from "../http/connection";
+import { Http2Connection, isHttp2Unsupported, type Http2Unsupported, type StreamFlow } from "../http/h2";
+import type { CancelToken, HttpRequest, HttpResponse, HttpStats, HttpTransport } from "../http/types";
+import { PROTOBUF, protobufStatus } from "../k8s/protobuf";
 import type { WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
 
@@ -33,6 +37,22 @@ export interface CallOptions {
   contentType?: string;
   /** Bytes of the response body worth keeping; writes whose echo the agent ignores pass 0. */
   keepBody?: number;
+  /**
+   * Only the status matters (a renewal, a status push): the echo may come as protobuf, about half
+   * the bytes of JSON. An error Status is still read, from either encoding.
+   */
+  echoIgnored?: boolean;
+}
+
+export interface StreamOptions {
+  /** Ends the response early (the watch is no longer wanted). */
+  cancel?: CancelToken;
+  /** Pause and resume delivery (HTTP/2 only: the stream's window closes, the connection's does not). */
+  flow?: StreamFlow;
+  /** The whole response may take this long; a watch asks the server to end it sooner. */
+  timeoutMs: number;
+  /** The status, as soon as the response head arrives. */
+  onHead?: (status: number) => void;
 }
 
 export interface ApiClientOptions {
@@ -44,36 +64,145 @@ export interface ApiClientOptions {
   userAgent: string;
   timeoutMs?: number;
   maxBody?: number;
+  http?: HttpVersion;
+  /** Told once when "auto" found the server without HTTP/2 and moved to HTTP/1.1. */
+  onFallback?: (why: string) => void;
+  /** Ask for protobuf where the echo is ignored (CallOptions.echoIgnored). Default true. */
+  protobufEchoes?: boolean;
 }
+
+export type HttpVersion = "auto" | "h2" | "http/1.1";
 
 export class ApiClient {
   #options: ApiClientOptions;
-  readonly connection: HttpConnection;
+  #target: ConnectTarget;
+  #transport: HttpTransport;
+  #http: HttpVersion;
   #baseHeaders: [string, string][];
+  #retired: HttpStats = { connects: 0, requests: 0, bytesSent: 0, bytesReceived: 0 };
+  /** Over HTTP/1.1 a watch needs a connection of its own (bounded by the watches the agent runs). */
+  #streams = new Set<HttpConnection>();
 
   constructor(options: ApiClientOptions) {
     this.#options = options;
-    this.connection = new HttpConnection(
-      options.host,
-      { host: options.server.host, port: options.server.port, tls: options.tls },
-      { timeoutMs: options.timeoutMs, maxBody: options.maxBody },
-    );
+    this.#http = options.http ?? "auto";
+    this.#target = { host: options.server.host, port: options.server.port, tls: options.tls };
+    // HTTP/2 needs TLS to be negotiated (ALPN); without TLS only an explicit "h2" speaks it (tests).
+    const h2 = this.#http === "h2" || (this.#http === "auto" && !!options.tls);
+    this.#transport = h2
+      ? new Http2Connection(options.host, { ...this.#target, alpn: options.tls ? (this.#http === "auto" ? ["h2", "http/1.1"] : ["h2"]) : undefined }, this.#connectionOptions())
+      : this.#http1();
     this.#baseHeaders = [
       ["User-Agent", options.userAgent],
       ["Accept", "application/json"],
     ];
     if (options.token) this.#baseHeaders.push(["Authorization", `Bearer ${options.token}`]);
+    this.#protobufHeaders = this.#baseHeaders.map(([n, v]) => [n, n === "Accept" ? `${PROTOBUF}, application/json` : v]);
   }
 
-  /** Sends one request; resolves with any HTTP status, rejects only when no response arrived. */
-  async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<ApiResult<T>> {
-    const headers = this.#baseHeaders.slice();
+  #protobufHeaders: [string, string][];
+
+  #connectionOptions() {
+    return { timeoutMs: this.#options.timeoutMs, maxBody: this.#options.maxBody };
+  }
+
+  #http1(): HttpConnection {
+    return new HttpConnection(this.#options.host, this.#target, this.#connectionOptions());
+  }
+
+  /** The connection requests go over now. */
+  get connection(): HttpTransport {
+    return this.#transport;
+  }
+
+  /** "h2" or "http/1.1". */
+  get protocol(): string {
+    return this.#transport.protocol;
+  }
+
+  /** Everything sent and received, over every connection this client has had. */
+  get stats(): HttpStats {
+    const total = { ...this.#retired };
+    for (const t of [this.#transport, ...this.#streams]) {
+      total.connects += t.stats.connects;
+      total.requests += t.stats.requests;
+      total.bytesSent += t.stats.bytesSent;
+      total.bytesReceived += t.stats.bytesReceived;
+    }
+    return total;
+  }
+
+  #retire(stats: HttpStats): void {
+    this.#retired.connects += stats.connects;
+    this.#retired.requests += stats.requests;
+    this.#retired.bytesSent += stats.bytesSent;
+    this.#retired.bytesReceived += stats.bytesReceived;
+  }
+
+  #headers(options: CallOptions): { headers: [string, string][]; body?: Uint8Array } {
+    const headers = (options.echoIgnored && this.#options.protobufEchoes !== false ? this.#protobufHeaders : this.#baseHeaders).slice();
     let body: Uint8Array | undefined;
     if (options.body !== undefined) {
       headers.push(["Content-Type", options.contentType ?? "application/json"]);
       body = this.#options.host.utf8Encode(typeof options.body === "string" ? options.body : JSON.stringify(options.body));
     }
-    const response = await this.connection.request({ method, path, headers, body, keepBody: options.keepBody });
+    return { headers, body };
+  }
+
+  /** Sends one request; resolves with any HTTP status, rejects only when no response arrived. */
+  async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<ApiResult<T>> {
+    const { headers, body } = this.#headers(options);
+    const response = await this.#send({ method, path, headers, body, keepBody: options.keepBody });
+    return this.#result<T>(response);
+  }
+
+  /**
+   * A long-lived response (a watch): its body goes to onData as it arrives. Resolves when the
+   * server ends it (the status tells whether it was ever a stream), rejects when it broke.
+   */
+  async stream(path: string, onData: (bytes: Uint8Array) => void, options: StreamOptions): Promise<ApiResult> {
+    const { headers } = this.#headers({});
+    const request: HttpRequest = { method: "GET", path, headers, onData, onHead: options.onHead, timeoutMs: options.timeoutMs, cancel: options.cancel, flow: options.flow, keepBody: 0 };
+    return this.#result(await this.#send(request));
+  }
+
+  async #send(request: HttpRequest): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const transport = request.onData && this.#transport.protocol !== "h2" ? this.#http1() : this.#transport;
+      if (transport !== this.#transport) this.#streams.add(transport as HttpConnection);
+      try {
+        return await transport.request(request);
+      } catch (err) {
+        // Nothing reached the server as HTTP/2: the same request goes out again over HTTP/1.1.
+        if (isHttp2Unsupported(err) && this.#http === "auto" && attempt === 0) {
+          this.#fallBack(err);
+          continue;
+        }
+        throw err;
+      } finally {
+        if (this.#streams.delete(transport as HttpConnection)) {
+          transport.close();
+          this.#retire(transport.stats);
+        }
+      }
+    }
+  }
+
+  #fallBack(err: Http2Unsupported): void {
+    const handover = err.handover;
+    err.handover = undefined;
+    if (this.#transport.protocol === "h2") {
+      const old = this.#transport;
+      old.close();
+      this.#retire(old.stats);
+      const h1 = this.#http1();
+      this.#transport = h1;
+      if (handover) h1.adopt(handover.socket, handover.rebind);
+      this.#options.onFallback?.(err.message);
+    } else handover?.socket.close();
+  }
+
+  #result<T>(response: HttpResponse): ApiResult<T> {
     this.#options.clock.observeDate(response.headers.get("date"), response.elapsedMs);
     const result: ApiResult<T> = { status: response.status, response };
     const type = response.headers.get("content-type") ?? "";
@@ -83,12 +212,15 @@ export class ApiClient {
       } catch {
         // leave json undefined: callers that need it treat it as missing
       }
+    } else if (!response.truncated && (response.status < 200 || response.status > 299) && type.startsWith(PROTOBUF)) {
+      result.json = protobufStatus(response.body, (b) => this.#options.host.utf8Decode(b)) as T | undefined;
     }
     return result;
   }
 
   close(): void {
-    this.connection.close();
+    this.#transport.close();
+    for (const s of this.#streams) s.close();
   }
 }
 

@@ -4,60 +4,23 @@
 // caller needs is drained, not treated as a failure (picokubelet's B3), and memory per response is
 // bounded by maxHeaderBytes + keepBody whatever the server sends.
 import { DEFAULTS } from "../defaults";
-import type { ConnectTarget, Host, HostSocket } from "../host";
+import type { ConnectTarget, Host, HostSocket, SocketEvents } from "../host";
 import { HttpError, HttpParser } from "./parser";
+import { authority, type HttpConnectionOptions, type HttpRequest, type HttpResponse, type HttpStats, type HttpTransport } from "./types";
 
 export { HttpError, type HttpErrorKind } from "./parser";
-
-export interface HttpRequest {
-  method: string;
-  path: string;
-  /** Extra header lines; Host and Content-Length are added here. */
-  headers?: [string, string][];
-  body?: Uint8Array;
-  /** Bytes of the response body to keep (default: options.maxBody); the rest is drained. */
-  keepBody?: number;
-}
-
-export interface HttpResponse {
-  status: number;
-  /** Lower-case names. */
-  headers: Map<string, string>;
-  /** Up to keepBody bytes of the body. */
-  body: Uint8Array;
-  /** Total body bytes the server sent (after de-chunking). */
-  bodyLength: number;
-  truncated: boolean;
-  /** Milliseconds from sending the request to the end of the response. */
-  elapsedMs: number;
-}
-
-export interface HttpConnectionOptions {
-  /** Per request, from dequeue (connect included) to the end of the response. Default 15 s. */
-  timeoutMs?: number;
-  /** Default 8 KiB: status line and headers together. */
-  maxHeaderBytes?: number;
-  /** Default body bytes kept per response: 64 KiB. */
-  maxBody?: number;
-  /** The Host header value; defaults to host[:port]. */
-  hostHeader?: string;
-}
-
-export interface HttpStats {
-  connects: number;
-  requests: number;
-  bytesSent: number;
-  bytesReceived: number;
-}
+export type { HttpConnectionOptions, HttpRequest, HttpResponse, HttpStats } from "./types";
 
 interface Pending {
   request: HttpRequest;
   resolve: (r: HttpResponse) => void;
   reject: (e: Error) => void;
   retried: boolean;
+  headSeen?: boolean;
 }
 
-export class HttpConnection {
+export class HttpConnection implements HttpTransport {
+  readonly protocol = "http/1.1";
   #host: Host;
   #target: ConnectTarget;
   #timeoutMs: number;
@@ -79,15 +42,28 @@ export class HttpConnection {
     this.#timeoutMs = options.timeoutMs ?? DEFAULTS.requestTimeoutMs;
     this.#maxBody = options.maxBody ?? 65536;
     this.#parser = new HttpParser("response", { maxHeaderBytes: options.maxHeaderBytes });
-    const defaultPort = target.tls ? 443 : 80;
-    this.#hostHeader = options.hostHeader ?? (target.port === defaultPort ? target.host : `${target.host}:${target.port}`);
+    this.#hostHeader = options.hostHeader ?? authority(target.host, target.port, !!target.tls);
   }
 
   request(request: HttpRequest): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ request, resolve, reject, retried: false });
+      const pending: Pending = { request, resolve, reject, retried: false };
+      if (request.cancel?.cancelled) return reject(new HttpError("cancelled", "request cancelled"));
+      request.cancel?.onCancel(() => this.#cancel(pending));
+      this.#queue.push(pending);
       this.#pump();
     });
+  }
+
+  /** A queued request leaves the queue; the one on the wire takes the connection with it. */
+  #cancel(pending: Pending): void {
+    const error = new HttpError("cancelled", "request cancelled");
+    if (this.#current === pending) return this.#fail(error);
+    const i = this.#queue.indexOf(pending);
+    if (i >= 0) {
+      this.#queue.splice(i, 1);
+      pending.reject(error);
+    }
   }
 
   /** Closes the connection; queued requests fail. */
@@ -103,10 +79,26 @@ export class HttpConnection {
     return this.#open;
   }
 
+  /**
+   * Takes over a TLS connection that is already up (the server chose http/1.1 by ALPN on a
+   * connection opened for HTTP/2): no second handshake (it was counted where it was made).
+   */
+  adopt(socket: HostSocket, rebind: (events: SocketEvents) => void): void {
+    if (this.#socket) return socket.close();
+    this.#reused = false;
+    this.#socket = socket;
+    this.#open = true;
+    rebind(this.#events({ socket }));
+    if (this.#current) this.#send();
+    else this.#pump();
+    this.#reused = false; // the first request on this connection
+  }
+
   #pump(): void {
     if (this.#current || this.#queue.length === 0) return;
     this.#current = this.#queue.shift()!;
-    this.#timer = this.#host.setTimer(() => this.#fail(new HttpError("timeout", `no complete response within ${this.#timeoutMs / 1000} s`)), this.#timeoutMs);
+    const timeoutMs = this.#current.request.timeoutMs ?? this.#timeoutMs;
+    this.#timer = this.#host.setTimer(() => this.#fail(new HttpError("timeout", `no complete response within ${timeoutMs / 1000} s`)), timeoutMs);
     if (this.#open) {
       this.#reused = true;
       this.#send();
@@ -118,29 +110,32 @@ export class HttpConnection {
   #connect(): void {
     this.#reused = false;
     this.stats.connects++;
-    let socket: HostSocket | undefined;
-    const events = {
+    const holder: { socket?: HostSocket } = {};
+    try {
+      this.#socket = holder.socket = this.#host.connect(this.#target, this.#events(holder));
+    } catch (err) {
+      this.#fail(new HttpError("network", `cannot connect to ${this.#target.host}:${this.#target.port}: ${(err as Error).message}`));
+    }
+  }
+
+  /** Socket callbacks that only act while holder.socket is the current one. */
+  #events(holder: { socket?: HostSocket }): SocketEvents {
+    return {
       onConnect: () => {
-        if (this.#socket !== socket) return;
+        if (this.#socket !== holder.socket) return;
         this.#open = true;
         if (this.#current) this.#send();
       },
       onData: (bytes: Uint8Array) => {
-        if (this.#socket !== socket) return;
+        if (this.#socket !== holder.socket) return;
         this.stats.bytesReceived += bytes.length;
         this.#receive(bytes);
       },
       onClose: (error?: string) => {
-        if (this.#socket !== socket) return;
+        if (this.#socket !== holder.socket) return;
         this.#onSocketClosed(error);
       },
     };
-    try {
-      socket = this.#host.connect(this.#target, events);
-      this.#socket = socket;
-    } catch (err) {
-      this.#fail(new HttpError("network", `cannot connect to ${this.#target.host}:${this.#target.port}: ${(err as Error).message}`));
-    }
   }
 
   #send(): void {
@@ -170,7 +165,7 @@ export class HttpConnection {
 
   #resetParser(): void {
     const request = this.#current?.request;
-    this.#parser.begin(request?.keepBody ?? this.#maxBody, request?.method === "HEAD");
+    this.#parser.begin(request?.keepBody ?? this.#maxBody, request?.method === "HEAD", request?.onData);
   }
 
   #receive(bytes: Uint8Array): void {
@@ -185,7 +180,12 @@ export class HttpConnection {
     } catch (err) {
       return this.#fail(err as HttpError);
     }
-    if (this.#parser.done) this.#complete();
+    const pending = this.#current;
+    if (!pending.headSeen && this.#parser.headDone) {
+      pending.headSeen = true;
+      pending.request.onHead?.(this.#parser.status);
+    }
+    if (this.#parser.done && this.#current === pending) this.#complete();
     if (i < bytes.length) {
       // Bytes after a complete response with nothing asked: a protocol violation; start afresh.
       this.#dropSocket();
@@ -196,6 +196,7 @@ export class HttpConnection {
     const pending = this.#current!;
     this.#current = undefined;
     this.#host.clearTimer(this.#timer);
+    pending.request.cancel?.onCancel(undefined);
     const parser = this.#parser;
     const body = parser.takeBody();
     const response: HttpResponse = {
@@ -235,6 +236,7 @@ export class HttpConnection {
     this.#current = undefined;
     this.#host.clearTimer(this.#timer);
     this.#dropSocket();
+    pending?.request.cancel?.onCancel(undefined);
     pending?.reject(error);
     Promise.resolve().then(() => this.#pump());
   }

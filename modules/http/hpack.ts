@@ -86,6 +86,13 @@ const DEFAULT_UNINDEXED: readonly string[] = Object.freeze(["content-length", "d
  */
 class DynamicTable {
   #entries: Entry[] = [];
+  // The encoder's lookups, newest entry per field and per name: a renewal's headers are all in the
+  // table, and scanning it field by field was most of the encoder's work in XS. An entry's index is
+  // (insertions so far − its insertion number + 1). Bounded with the table.
+  #byField = new Map<string, number>();
+  #byName = new Map<string, number>();
+  #seqs: number[] = []; // insertion number of each entry, newest first
+  #inserted = 0;
   size = 0;
   maxSize: number;
   constructor(maxSize: number) {
@@ -107,6 +114,10 @@ class DynamicTable {
     }
     this.#evictTo(this.maxSize - size);
     this.#entries.unshift({ name, value, nameOctets, size });
+    const seq = ++this.#inserted;
+    this.#seqs.unshift(seq);
+    this.#byField.set(`${name}\n${value}`, seq);
+    this.#byName.set(name, seq);
     this.size += size;
   }
   setMaxSize(maxSize: number): void {
@@ -115,20 +126,27 @@ class DynamicTable {
   }
   /** 1-based index of the newest entry with this name and value, or 0. */
   find(name: string, value: string): number {
-    const entries = this.#entries;
-    for (let k = 0; k < entries.length; k++) if (entries[k].name === name && entries[k].value === value) return k + 1;
-    return 0;
+    return this.#index(this.#byField.get(`${name}\n${value}`));
   }
   findName(name: string): number {
-    const entries = this.#entries;
-    for (let k = 0; k < entries.length; k++) if (entries[k].name === name) return k + 1;
-    return 0;
+    return this.#index(this.#byName.get(name));
+  }
+  #index(seq: number | undefined): number {
+    return seq === undefined ? 0 : this.#inserted - seq + 1;
   }
   entries(): HeaderField[] {
     return this.#entries.map((e) => [e.name, e.value]);
   }
   #evictTo(limit: number): void {
-    while (this.size > limit) this.size -= this.#entries.pop()!.size;
+    while (this.size > limit) {
+      const e = this.#entries.pop()!;
+      const seq = this.#seqs.pop()!;
+      this.size -= e.size;
+      // Forget it only where it is still the newest (a newer duplicate keeps the key).
+      const field = `${e.name}\n${e.value}`;
+      if (this.#byField.get(field) === seq) this.#byField.delete(field);
+      if (this.#byName.get(e.name) === seq) this.#byName.delete(e.name);
+    }
   }
 }
 
@@ -424,14 +442,25 @@ export class HpackEncoder {
    */
   encode(fields: readonly EncoderField[]): Uint8Array {
     const names: string[] = [];
-    const nameOctets: Uint8Array[] = [];
-    const valueOctets: Uint8Array[] = [];
+    const exactAtStart: number[] = [];
+    const nameOctets: (Uint8Array | undefined)[] = [];
+    const valueOctets: (Uint8Array | undefined)[] = [];
     let bound = 2 * MAX_INTEGER_OCTETS; // two size updates
-    for (const [name, value] of fields) {
+    for (const [name, value, sensitive] of fields) {
       const lower = name.toLowerCase();
+      names.push(lower);
+      // A field the tables already hold exactly costs one index: its strings need no converting
+      // (in steady state that is nearly every field, and converting is most of the work in XS).
+      const exact = sensitive === true ? 0 : this.#findExact(STATIC_NAME_INDEX[lower] ?? 0, lower, value);
+      exactAtStart.push(exact);
+      if (exact !== 0) {
+        nameOctets.push(undefined);
+        valueOctets.push(undefined);
+        bound += 3 * MAX_INTEGER_OCTETS + 3 * (lower.length + value.length); // in case this block evicts it
+        continue;
+      }
       const n = this.#encodeText(lower);
       const v = this.#encodeText(value);
-      names.push(lower);
       nameOctets.push(n);
       valueOctets.push(v);
       bound += 3 * MAX_INTEGER_OCTETS + n.length + v.length;
@@ -439,13 +468,16 @@ export class HpackEncoder {
     const out = new Uint8Array(bound);
     let pos = 0;
     const table = this.#table;
+    let changed = false; // do the indexes found before the block still hold?
     if (this.#lowest < table.maxSize) {
       pos = writeInteger(out, pos, 0x20, 5, this.#lowest);
       table.setMaxSize(this.#lowest);
+      changed = true;
     }
     if (this.#target !== table.maxSize) {
       pos = writeInteger(out, pos, 0x20, 5, this.#target);
       table.setMaxSize(this.#target);
+      changed = true;
     }
     this.#lowest = this.#target;
 
@@ -455,7 +487,7 @@ export class HpackEncoder {
       const sensitive = fields[k][2] === true;
       const staticName = STATIC_NAME_INDEX[name] ?? 0;
       if (!sensitive) {
-        const exact = this.#findExact(staticName, name, value);
+        const exact = changed ? this.#findExact(staticName, name, value) : exactAtStart[k];
         if (exact !== 0) {
           pos = writeInteger(out, pos, 0x80, 7, exact);
           continue;
@@ -466,14 +498,21 @@ export class HpackEncoder {
         const dynamic = table.findName(name);
         if (dynamic !== 0) nameIndex = STATIC_COUNT + dynamic;
       }
-      const size = nameOctets[k].length + valueOctets[k].length + ENTRY_OVERHEAD;
+      // Held exactly before this block, evicted by it: converted now (it converted once before, so
+      // it cannot throw, and the 3-octets-a-character bound above covers it).
+      const nOctets = (nameOctets[k] ??= this.#encodeText(name));
+      const vOctets = (valueOctets[k] ??= this.#encodeText(value));
+      const size = nOctets.length + vOctets.length + ENTRY_OVERHEAD;
       // An entry over half the table would evict most of what repeats, for one field.
       const indexing = !sensitive && size <= table.maxSize / 2 && this.#shouldIndex(name, value);
       if (indexing) pos = writeInteger(out, pos, 0x40, 6, nameIndex);
       else pos = writeInteger(out, pos, sensitive ? 0x10 : 0x00, 4, nameIndex);
-      if (nameIndex === 0) pos = this.#writeString(out, pos, nameOctets[k]);
-      pos = this.#writeString(out, pos, valueOctets[k]);
-      if (indexing) table.add(name, value, nameOctets[k].length, size);
+      if (nameIndex === 0) pos = this.#writeString(out, pos, nOctets);
+      pos = this.#writeString(out, pos, vOctets);
+      if (indexing) {
+        table.add(name, value, nOctets.length, size);
+        changed = true;
+      }
     }
     return out.slice(0, pos);
   }

@@ -5,7 +5,8 @@
 // bounded by maxHeaderBytes + keepBody whatever the peer sends; body bytes beyond keepBody are
 // counted and dropped (drained), never buffered.
 
-export type HttpErrorKind = "network" | "timeout" | "protocol";
+/** network: no answer or the connection broke; timeout; protocol: the peer broke HTTP; cancelled: by the caller. */
+export type HttpErrorKind = "network" | "timeout" | "protocol" | "cancelled";
 
 export class HttpError extends Error {
   kind: HttpErrorKind;
@@ -81,6 +82,7 @@ export class HttpParser {
   #remaining = 0; // bytes left in a Content-Length body or the current chunk
   #keep = 0;
   #noBody = false;
+  #sink: ((bytes: Uint8Array) => void) | undefined;
   /** Responses: the status code. */
   status = 0;
   /** Requests: method and target. */
@@ -104,9 +106,11 @@ export class HttpParser {
 
   /**
    * Starts a new message. keepBody: body bytes to keep (the rest is drained). noBody: the message
-   * has no body whatever its headers say (the response to a HEAD request).
+   * has no body whatever its headers say (the response to a HEAD request). sink: body bytes go to
+   * it as they arrive instead of being kept (a watch).
    */
-  begin(keepBody: number, noBody = false): void {
+  begin(keepBody: number, noBody = false, sink?: (bytes: Uint8Array) => void): void {
+    this.#sink = sink;
     this.#phase = Phase.Head;
     this.#head.length = 0;
     this.#body.length = 0;
@@ -299,6 +303,8 @@ export class HttpParser {
 
   #bodyBytes(bytes: Uint8Array, start: number, end: number): void {
     this.bodyLength += end - start;
-    this.#body.append(bytes, start, end, this.#keep);
+    if (this.#sink) {
+      if (end > start) this.#sink(bytes.subarray(start, end));
+    } else this.#body.append(bytes, start, end, this.#keep);
   }
 }

@@ -82,7 +82,7 @@ export class LeaseReconciler {
     const path = paths.lease(nodeName);
     try {
       const renewTime = formatMicroTime(clock.now());
-      const res = await api.call("PATCH", path, { body: leaseRenewPatch(renewTime), contentType: MERGE_PATCH, keepBody: 2048 });
+      const res = await api.call("PATCH", path, { body: leaseRenewPatch(renewTime), contentType: MERGE_PATCH, keepBody: 2048, echoIgnored: true });
       if (res.status === 200) this.lastRenewTime = renewTime;
       else if (res.status === 404) {
         await this.#create();

@@ -187,7 +187,7 @@ export class StatusReconciler {
     const owed = this.#owed;
     const body = statusPatch(this.#wire(), this.annotations(), extras);
     try {
-      const res = await api.call("PATCH", path, { body, contentType: STRATEGIC_MERGE_PATCH, keepBody: 2048 });
+      const res = await api.call("PATCH", path, { body, contentType: STRATEGIC_MERGE_PATCH, keepBody: 2048, echoIgnored: true });
       if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
       this.#failed = this.#ctx.failure("pushing node status", err);
