@@ -1,7 +1,8 @@
 // The composition root: validates the options, builds the parts (clock, API client, health ledger,
 // the node, Lease and status reconcilers, LED), runs the boot sequence, wires what one reconciler's
 // outcome means for another, and stops gracefully. The reconcilers each do one job on their own timer.
-import { ApiClient, describeError, toApiError } from "../api/client";
+import { ApiClient, describeError, toApiError, type HttpVersion } from "../api/client";
+import { Watcher } from "../api/watch";
 import { DEFAULTS } from "../defaults";
 import type { Host, LogLevel, TlsOptions } from "../host";
 import { bootIdFrom, buildIdentity, type IdentityConfig, type NodeIdentity } from "../k8s/identity";
@@ -32,6 +33,11 @@ export interface KubeletOptions {
   /** LED frames per second when the host has an LED; 0 turns the frame timer off. */
   ledFps?: number;
   requestTimeoutMs?: number;
+  /**
+   * HTTP version to the API server: "auto" (default) offers h2 and falls back to HTTP/1.1 when the
+   * server (or a proxy in front of it) does not speak it; "h2" or "http/1.1" insist.
+   */
+  http?: HttpVersion;
 }
 
 export class ConfigError extends Error {
@@ -84,7 +90,10 @@ export class Kubelet {
   readonly lease: LeaseReconciler;
   readonly status: StatusReconciler;
   readonly identity: NodeIdentity;
+  /** The Node object itself, watched: deleted by someone, it is registered again at once. */
+  readonly nodeWatch: Watcher;
   phase: KubeletPhase = "booting";
+  #reregistering = false;
   #options: KubeletOptions;
   #health: HealthLedger;
   #stopped = false;
@@ -114,6 +123,8 @@ export class Kubelet {
       clock: this.clock,
       userAgent: `xs-kubelet/${AGENT_VERSION} (${host.name})`,
       timeoutMs: options.requestTimeoutMs,
+      http: options.http,
+      onFallback: (why) => this.#log("info", `${why}: using HTTP/1.1 (watches then need a connection each)`),
     });
     this.identity = buildIdentity({ name: options.nodeName, ...host.board, ...options.identity }, host.network().mac, bootIdFrom(host.randomBytes(16)), host.heap()?.total);
     const ctx: AgentContext = {
@@ -143,6 +154,15 @@ export class Kubelet {
       shuttingDown: () => this.phase === "stopping" || this.phase === "stopped",
     });
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
+    const gone = (why: string) => void this.#reregister(why);
+    this.nodeWatch = new Watcher(ctx, `Node ${options.nodeName}`, { path: paths.nodes, fieldSelector: `metadata.name=${options.nodeName}`, metadataOnly: true }, {
+      replaced: (items) => {
+        if (items.length === 0) gone(`Node ${options.nodeName} is gone (deleted while the watch was down)`);
+      },
+      added: () => undefined,
+      modified: () => undefined,
+      deleted: () => gone(`Node ${options.nodeName} was deleted`),
+    });
     this.lease.onRenewed = (recovered) => {
       if (this.lease.renewals > 1) this.led.activity(host.monotonic());
       if (recovered) void this.#recover();
@@ -188,7 +208,21 @@ export class Kubelet {
     this.#registered();
     this.lease.start();
     this.status.start();
+    this.nodeWatch.start();
     this.#updateLed();
+  }
+
+  /** Someone deleted the Node (its Lease goes with it): this board is still here, so say so again. */
+  async #reregister(why: string): Promise<void> {
+    if (this.#reregistering || this.phase !== "running") return;
+    this.#reregistering = true;
+    this.#log("warn", `${why}: registering it again`);
+    try {
+      await this.#retry("registering the Node", () => this.node.register());
+      await this.#retry("creating the Lease", () => this.lease.ensure());
+    } finally {
+      this.#reregistering = false;
+    }
   }
 
   /** Runs a boot step until it works (or the agent stops), waiting as the retry policy says. */
@@ -240,6 +274,7 @@ export class Kubelet {
     const wasRunning = this.phase === "running";
     this.#stopped = true;
     this.#wake?.();
+    this.nodeWatch.stop();
     this.lease.stop();
     this.status.stop();
     this.phase = "stopping";
@@ -271,7 +306,7 @@ export class Kubelet {
   }
 
   snapshot(): KubeletSnapshot {
-    const stats = this.api.connection.stats;
+    const stats = this.api.stats;
     return {
       phase: this.phase,
       led: this.led.state,

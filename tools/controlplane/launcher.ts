@@ -59,6 +59,11 @@ export interface ControlPlane {
   bin(name: BinaryName): string;
   /** Stops every process, waits for them to exit, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Stops kube-apiserver gracefully (SIGTERM: it sends GOAWAY on its HTTP/2 connections and closes
+   * them), waits downMs, starts it again on the same port, and waits for /readyz.
+   */
+  restartApiServer(downMs?: number): Promise<void>;
 }
 
 const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"] as const;
@@ -292,7 +297,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     });
 
     const caFile = join(pki, "ca.crt");
-    startComponent("kube-apiserver", [
+    const apiserverArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
       `--bind-address=${host}`,
       `--advertise-address=${loopback === "127.0.0.1" ? "127.0.0.1" : loopback}`,
@@ -312,7 +317,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "--endpoint-reconciler-type=none", // one loopback apiserver: no kubernetes Endpoints to keep
       "--profiling=false",
       "--v=1",
-    ]);
+    ];
+    startComponent("kube-apiserver", apiserverArgs);
     await waitFor("kube-apiserver /readyz", 90_000, async () => (await httpsStatus(`${server}/readyz`, readFileSync(caFile, "utf8"))).status === 200);
 
     const kubeconfig = join(dir, "admin.kubeconfig");
@@ -383,6 +389,19 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       bin: built.bin,
       kubectl,
       stop,
+      async restartApiServer(downMs = 0): Promise<void> {
+        const i = started.findIndex((s) => s.name === "kube-apiserver");
+        const { child } = started[i];
+        started.splice(i, 1);
+        const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())));
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        await exited;
+        clearTimeout(timer);
+        await sleep(downMs);
+        startComponent("kube-apiserver", apiserverArgs);
+        await waitFor("kube-apiserver /readyz after a restart", 90_000, async () => (await httpsStatus(`${server}/readyz`, caPem)).status === 200);
+      },
       nodeCredentials(name: string): NodeCredentials {
         const c = nodeTokens.get(name);
         if (!c) throw new Error(`control plane: no static token for node "${name}"; pass it in options.nodes at start`);
