@@ -3,6 +3,9 @@
 // file runs inside the XS engine.
 import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
 import { ESP32S3_BOARD } from "../esp32s3/board";
+import { H2ServerConnection, type Http2PeerOptions } from "./h2-server";
+
+export type { Http2PeerOptions } from "./h2-server";
 
 interface VTimer {
   at: number;
@@ -78,8 +81,29 @@ export class VirtualTime {
   }
 }
 
+/**
+ * A long-lived answer (a watch). head: an HTTP/1.1 status line and headers, no body (a trailing
+ * blank line is optional). The host sends it, then calls open(write, end) at once: each write(text)
+ * goes out as one chunk (HTTP/1.1: chunked encoding, the host adds Transfer-Encoding: chunked when
+ * the head lacks it; HTTP/2: DATA frames within the client's flow-control windows; empty text is
+ * skipped), end() finishes the response (the 0-length chunk / END_STREAM). open returns a close
+ * function the host calls, at most once and never after end(), when the client goes away (socket
+ * closed, dropped, network down, RST_STREAM). write and end are no-ops once either side ended.
+ */
+export interface ScriptedStream {
+  head: string;
+  open(write: (text: string) => void, end: () => void): () => void;
+}
+
+/**
+ * What a handler answers: an HTTP/1.1 response text; {drop} closes the socket with an error; {hang}
+ * never answers; {reply, thenClose} answers then closes (HTTP/2: GOAWAY(NO_ERROR) first); {stream}
+ * streams (see ScriptedStream). On HTTP/2 the same text is parsed and sent as HEADERS + DATA.
+ */
+export type ScriptedAnswer = string | { drop: true } | { hang: true } | { reply: string; thenClose: true } | { stream: ScriptedStream };
+
 /** Server side of one scripted connection: gets whole requests, answers with raw bytes. */
-export type ScriptedHandler = (request: ParsedRequest) => string | { drop: true } | { hang: true } | { reply: string; thenClose: true };
+export type ScriptedHandler = (request: ParsedRequest) => ScriptedAnswer;
 
 export interface ParsedRequest {
   method: string;
@@ -102,10 +126,25 @@ export interface VirtualHostOptions {
   offline?: () => boolean;
   /** The board it pretends to be; default the Waveshare ESP32-S3-ETH. */
   board?: BoardFacts;
+  /**
+   * Speak HTTP/2 to clients that offer "h2" in ConnectTarget.alpn (onConnect("h2")); default false:
+   * every connection is HTTP/1.1 as before (onConnect("http/1.1") when ALPN was offered, onConnect()
+   * when not). true = default settings; an object sets them and the faults (it becomes host.http2,
+   * read live). With http2 on and no ALPN offered, a client that starts with the HTTP/2 preface
+   * ("PRI ") gets HTTP/2 too (prior knowledge).
+   */
+  http2?: boolean | Http2PeerOptions;
+  /**
+   * Runs the server's side of each client write (parsing, the scripted API, encoding the answer):
+   * inside XS it keeps that work out of the agent's compute meter, so the bench can tell the two
+   * apart. Default: runs it.
+   */
+  serverMeter?: <T>(work: () => T) => T;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const CRLF = Uint8Array.of(13, 10);
 
 function parseRequest(raw: string): ParsedRequest | undefined {
   const end = raw.indexOf("\r\n\r\n");
@@ -124,11 +163,26 @@ function parseRequest(raw: string): ParsedRequest | undefined {
 }
 
 export interface VirtualHost extends Host {
-  /** Every request as sent, byte for byte (as text), in order. */
+  /**
+   * Every request as sent, in order. HTTP/1.1: byte for byte (as text). HTTP/2: "METHOD path
+   * HTTP/2\r\n", "host: <:authority>\r\n", then one "name: value\r\n" per regular header field as
+   * received (lower-case), "\r\n" and the body.
+   */
   readonly requests: string[];
+  /** Every chunk the client wrote on any socket (both HTTP versions), as lower-case hex, in order. */
+  readonly wire: string[];
   readonly logs: string[];
   readonly led: [number, number, number][];
   connections: number;
+  /** The live HTTP/2 options (undefined when HTTP/2 is off): flip the fault knobs here during a run. */
+  readonly http2: Http2PeerOptions | undefined;
+}
+
+function hex(bytes: Uint8Array): string {
+  const digits = "0123456789abcdef";
+  let s = "";
+  for (let k = 0; k < bytes.length; k++) s += digits[bytes[k] >> 4] + digits[bytes[k] & 15];
+  return s;
 }
 
 export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
@@ -136,14 +190,25 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
   const requests: string[] = [];
   const logs: string[] = [];
   const led: [number, number, number][] = [];
+  // The client's writes, kept as written and turned into hex only when host.wire is read: copying
+  // or hex-encoding each write would show in XS's compute meter (the bench measures the scenarios).
+  const unread: Uint8Array[] = [];
+  const wire: string[] = [];
+  const http2 = options.http2 === true ? {} : options.http2 || undefined;
   const later = (fn: () => void) => void Promise.resolve().then(fn);
   const host: VirtualHost = {
     name: "scripted",
     board: options.board ?? ESP32S3_BOARD,
     requests,
+    get wire() {
+      for (const chunk of unread) wire.push(hex(chunk));
+      unread.length = 0;
+      return wire;
+    },
     logs,
     led,
     connections: 0,
+    http2,
     monotonic: () => options.time.now,
     setTimer: (cb, ms) => options.time.setTimer(cb, ms),
     clearTimer: (id) => options.time.clearTimer(id),
@@ -155,48 +220,173 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
     },
     utf8Encode: (text) => encoder.encode(text),
     utf8Decode: (bytes) => decoder.decode(bytes),
-    connect(_target: ConnectTarget, events: SocketEvents): HostSocket {
+    connect(target: ConnectTarget, events: SocketEvents): HostSocket {
       let open = true;
       let buffer = "";
       host.connections++;
+      const id = host.connections;
       if (options.offline?.()) {
         later(() => events.onClose("connect ECONNREFUSED (scripted: network down)"));
         return { write() {}, close() {} };
       }
-      later(() => open && events.onConnect());
-      return {
-        write(bytes) {
-          if (!open) return;
-          if (options.offline?.()) {
-            open = false;
-            later(() => events.onClose("network down (scripted)"));
-            return;
-          }
-          buffer += decoder.decode(bytes);
-          for (;;) {
-            const req = parseRequest(buffer);
-            if (!req) return;
-            buffer = buffer.slice(req.raw.length);
-            requests.push(req.raw);
-            let answer = options.handler(req);
-            let thenClose = false;
-            if (typeof answer === "object" && "reply" in answer) {
-              thenClose = true;
-              answer = answer.reply;
-            }
-            if (typeof answer !== "string") {
-              if ("drop" in answer) {
+      const alpn = target.alpn && target.alpn.length > 0 ? target.alpn : undefined;
+      const protocol = alpn === undefined ? undefined : http2 && alpn.includes("h2") ? "h2" : alpn.includes("http/1.1") ? "http/1.1" : "";
+      later(() => {
+        if (!open) return;
+        if (protocol === undefined) events.onConnect();
+        else events.onConnect(protocol);
+      });
+
+      const deliver = (bytes: Uint8Array) => {
+        const step = options.chunkBytes ?? bytes.length;
+        for (let i = 0; i < bytes.length; i += step) {
+          const piece = bytes.slice(i, i + step);
+          later(() => open && events.onData(piece));
+        }
+      };
+      /** Ends the socket now, the client's onClose getting error; pending deliveries are lost. */
+      const abort = (error: string) => {
+        if (!open) return;
+        open = false;
+        endStream();
+        peer?.gone();
+        later(() => events.onClose(error));
+      };
+
+      // HTTP/2: the scripted server, once negotiated (or on a prior-knowledge preface).
+      let peer: H2ServerConnection | undefined;
+      const startH2 = (h2: Http2PeerOptions) => {
+        peer = new H2ServerConnection(
+          h2,
+          options.handler,
+          {
+            send(bytes) {
+              if (!open) return;
+              if (options.offline?.()) return abort("network down (scripted)");
+              deliver(bytes);
+            },
+            close() {
+              later(() => {
+                if (!open) return;
                 open = false;
-                later(() => events.onClose("connection reset by peer (scripted)"));
-              }
-              return; // hang: never answer
+                events.onClose();
+              });
+            },
+            reset(error) {
+              if (!open) return;
+              open = false;
+              later(() => events.onClose(error));
+            },
+            record: (text) => void requests.push(text),
+          },
+          id,
+        );
+      };
+      if (protocol === "h2") startH2(http2!);
+      let first = true;
+
+      // HTTP/1.1 streaming answers: while one is open, later answers on the connection wait.
+      let streamClose: (() => void) | undefined;
+      let streaming = false;
+      const backlog: (() => void)[] = [];
+      const output = (fn: () => void) => (streaming ? void backlog.push(fn) : fn());
+      function endStream(): void {
+        const close = streamClose;
+        streamClose = undefined;
+        close?.();
+      }
+      const startStream = (stream: ScriptedStream) => {
+        streaming = true;
+        let head = stream.head.replace(/(\r\n)+$/, "");
+        if (!/\r\ntransfer-encoding:/i.test(head)) head += "\r\nTransfer-Encoding: chunked";
+        deliver(encoder.encode(`${head}\r\n\r\n`));
+        let done = false;
+        const write = (text: string) => {
+          if (done || !open) return;
+          if (options.offline?.()) return abort("network down (scripted)");
+          const body = encoder.encode(text);
+          if (body.length === 0) return;
+          const size = encoder.encode(`${body.length.toString(16)}\r\n`);
+          const chunk = new Uint8Array(size.length + body.length + 2);
+          chunk.set(size);
+          chunk.set(body, size.length);
+          chunk.set(CRLF, size.length + body.length);
+          deliver(chunk);
+        };
+        const end = () => {
+          if (done) return;
+          done = true;
+          streamClose = undefined;
+          if (!open) return;
+          deliver(encoder.encode("0\r\n\r\n"));
+          streaming = false;
+          while (!streaming && backlog.length > 0) backlog.shift()!();
+        };
+        const close = stream.open(write, end);
+        if (!done) {
+          streamClose = () => {
+            if (done) return;
+            done = true;
+            close();
+          };
+          if (!open) endStream(); // the socket went while opening
+        }
+      };
+
+      const meter = options.serverMeter ?? ((work) => work());
+      return {
+        write: (bytes) => meter(() => serve(bytes)),
+        close() {
+          open = false;
+          endStream();
+          peer?.gone();
+        },
+      };
+
+      function serve(bytes: Uint8Array): void {
+        if (!open) return;
+        unread.push(bytes); // kept, not copied (as Node's socket.write keeps it): do not reuse a written buffer
+        if (options.offline?.()) {
+          open = false;
+          endStream();
+          peer?.gone();
+          later(() => events.onClose("network down (scripted)"));
+          return;
+        }
+        if (first) {
+          first = false;
+          // Prior knowledge: an HTTP/2 preface on a connection that negotiated nothing.
+          if (!peer && http2 && protocol === undefined && bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x52 && bytes[2] === 0x49 && bytes[3] === 0x20) startH2(http2);
+        }
+        if (peer) return peer.receive(bytes);
+        buffer += decoder.decode(bytes);
+        for (;;) {
+          const req = parseRequest(buffer);
+          if (!req) return;
+          buffer = buffer.slice(req.raw.length);
+          requests.push(req.raw);
+          let answer = options.handler(req);
+          let thenClose = false;
+          if (typeof answer === "object" && "reply" in answer) {
+            thenClose = true;
+            answer = answer.reply;
+          }
+          if (typeof answer !== "string") {
+            if ("stream" in answer) {
+              const stream = answer.stream;
+              output(() => startStream(stream));
+              continue;
             }
-            const bytes = encoder.encode(answer);
-            const step = options.chunkBytes ?? bytes.length;
-            for (let i = 0; i < bytes.length; i += step) {
-              const piece = bytes.slice(i, i + step);
-              later(() => open && events.onData(piece));
+            if ("drop" in answer) {
+              open = false;
+              endStream();
+              later(() => events.onClose("connection reset by peer (scripted)"));
             }
+            return; // hang: never answer
+          }
+          const text = answer;
+          output(() => {
+            deliver(encoder.encode(text));
             if (thenClose) {
               later(() => {
                 if (!open) return;
@@ -204,12 +394,9 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
                 events.onClose();
               });
             }
-          }
-        },
-        close() {
-          open = false;
-        },
-      };
+          });
+        }
+      }
     },
     heap: options.heap ?? (() => ({ free: 200 * 1024, total: 256 * 1024 })),
     network: () => ({ kind: "ethernet", connected: true, address: "192.0.2.10", mac: "02:00:00:aa:bb:cc", reconnects: 0, ...options.network?.() }),

@@ -22,10 +22,13 @@ describe("the core inside the XS engine", function () {
       assert.ok(node.requests.length > 5, "the scenario did something");
       assert.equal(result.requests.length, node.requests.length);
       for (let i = 0; i < node.requests.length; i++) assert.equal(result.requests[i], node.requests[i], `request ${i} differs`);
+      assert.equal(result.wire.length, node.wire.length, "as many socket writes");
+      for (let i = 0; i < node.wire.length; i++) assert.equal(result.wire[i], node.wire[i], `write ${i} differs (HTTP/2 frames and HPACK included)`);
       assert.equal(result.renewals, node.renewals);
       assert.equal(result.led, node.led);
-      const bytes = node.requests.reduce((n, r) => n + new TextEncoder().encode(r).length, 0);
-      console.log(`      XS: ${node.requests.length} requests, ${bytes} bytes, compute meter ${run.compute}, allocate ${run.allocate}`);
+      const bytes = node.wire.reduce((n, hex) => n + hex.length / 2, 0);
+      const agent = run.compute - (run.reply.serverCompute ?? 0);
+      console.log(`      XS: ${node.requests.length} requests, ${bytes} bytes written, compute meter ${run.compute} (agent ${agent}, scripted server ${run.reply.serverCompute}), allocate ${run.allocate}`);
     });
   }
 });

@@ -1,27 +1,50 @@
 // Named scenarios, each a deterministic run of the kubelet against the scripted API in virtual time.
-// They run under Node (test/unit) and inside the real XS engine (test/xs); the requests both produce
-// must be identical byte for byte.
-import { rig, type Rig } from "./harness";
+// They run under Node (test/unit) and inside the real XS engine (test/xs); what both send must be
+// identical byte for byte (the requests, and every byte written: HTTP/2 frames and HPACK included).
+import type { KubeletOptions } from "../../modules/kubelet/kubelet";
+import { rig, rigWork, type Rig } from "./harness";
 
 export interface ScenarioResult {
   requests: string[];
+  /** Every client write, as hex. */
+  wire: string[];
+  /** The virtual time (ms) at which the steady state began: registration done, Lease renewed once. */
+  steadyFrom: number;
+  /** Client bytes written before steadyFrom. */
+  bytesBeforeSteady: number;
   renewals: number;
+  renewalsBeforeSteady: number;
   led: string;
 }
 
-const outcome = (r: Rig): ScenarioResult => ({ requests: r.host.requests, renewals: r.kubelet.lease.renewals, led: r.kubelet.led.state });
+function outcome(r: Rig, steady: { bytes: number; renewals: number; at: number }): ScenarioResult {
+  return {
+    requests: r.host.requests,
+    wire: rigWork(() => r.host.wire),
+    steadyFrom: steady.at,
+    bytesBeforeSteady: steady.bytes,
+    renewals: r.kubelet.lease.renewals,
+    renewalsBeforeSteady: steady.renewals,
+    led: r.kubelet.led.state,
+  };
+}
 
-/** Boots, runs for ms of virtual time, stops. */
-async function runFor(ms: number): Promise<ScenarioResult> {
-  const r = rig();
+const written = (r: Rig) => rigWork(() => r.host.wire.reduce((n, hex) => n + hex.length / 2, 0));
+
+/** Boots, runs for ms of virtual time, stops; notes where the steady state began (after 30 s). */
+async function runFor(ms: number, options: Partial<KubeletOptions> = {}): Promise<ScenarioResult> {
+  const r = rig(options);
   r.kubelet.start();
-  await r.time.advance(ms);
+  await r.time.advance(30_000);
+  const steady = { bytes: written(r), renewals: r.kubelet.lease.renewals, at: r.time.now };
+  await r.time.advance(ms - 30_000);
   await r.kubelet.stop();
-  return outcome(r);
+  return outcome(r, steady);
 }
 
 export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
   "steady state for ten minutes": () => runFor(600_000),
+  "steady state for ten minutes over HTTP/1.1": () => runFor(600_000, { http: "http/1.1" }),
   "boot, register, renew for a minute": () => runFor(60_000),
   async "existing node, memory pressure, lease deleted"() {
     const r = rig({}, (p) => {
@@ -34,7 +57,7 @@ export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
     r.api.leases.clear();
     await r.time.advance(11_000);
     await r.kubelet.stop({ decommission: true });
-    return outcome(r);
+    return outcome(r, { bytes: 0, renewals: 0, at: 0 });
   },
   async "outage and recovery, chunked responses"() {
     const r = rig({}, (p) => {
@@ -47,6 +70,6 @@ export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
     r.offline = false;
     await r.time.advance(15_000);
     await r.kubelet.stop();
-    return outcome(r);
+    return outcome(r, { bytes: 0, renewals: 0, at: 0 });
   },
 };

@@ -13,6 +13,8 @@ export interface XsReply {
   name: string;
   ok: boolean;
   result?: ScenarioResult;
+  /** The scripted server's share of the compute meter (its work, not the agent's). */
+  serverCompute?: number;
   error?: string;
 }
 
