@@ -100,11 +100,15 @@ export function loadConfig(): FirmwareConfig {
   if (!token && !clientCertificate) problems.push(`no credentials: provision preference ${PREF_DOMAIN}/${PREF.token} (bearer token) or ${PREF.clientCert} + ${PREF.clientKey}`);
   if (tlsOn && verify && !ca) problems.push(`no cluster CA: provision preference ${PREF_DOMAIN}/${PREF.ca} (DER bytes of the CA certificate)`);
 
+  // "auto" (default: HTTP/2 when the server speaks it), "h2" or "http/1.1".
+  const http = text(mc("http")) ?? "auto";
+  if (http !== "auto" && http !== "h2" && http !== "http/1.1") problems.push(`mc/config "http" must be auto, h2 or http/1.1, not "${http}"`);
   const kubelet: KubeletOptions = {
     nodeName,
     server: { host, port },
     token,
     tls: tlsOn ? { serverName, verify, ca, clientCertificate, clientKey } : undefined,
+    http: http === "h2" || http === "http/1.1" ? http : "auto",
   };
   // The core's own checks (node name, host, port, TLS), minus the CA one already worded above.
   for (const p of configProblems(kubelet)) if (!/no cluster CA was given/.test(p) || ca) problems.push(p);
@@ -124,5 +128,5 @@ export function describeConfig(c: FirmwareConfig): string {
   const k = c.kubelet;
   const tls = k.tls ? `TLS ${k.tls.verify ? "verified" : "UNVERIFIED"} as "${k.tls.serverName}"${k.tls.ca ? `, CA ${k.tls.ca.length} B` : ""}` : "plain HTTP";
   const creds = k.token ? `token (${k.token.length} chars)` : k.tls?.clientCertificate ? "client certificate" : "none";
-  return `node "${k.nodeName}", API server ${k.server.host}:${k.server.port}, ${tls}, credentials: ${creds}${c.wifi ? `, Wi-Fi "${c.wifi.ssid}"` : ""}`;
+  return `node "${k.nodeName}", API server ${k.server.host}:${k.server.port}, ${tls}, HTTP ${k.http ?? "auto"}, credentials: ${creds}${c.wifi ? `, Wi-Fi "${c.wifi.ssid}"` : ""}`;
 }

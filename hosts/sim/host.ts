@@ -127,7 +127,7 @@ export function createBoard(): Board {
         `LED: ${view.led}`,
         `renewals: ${s?.renewals ?? 0}  pushes: ${s?.statusPushes ?? 0}`,
         `Ready: ${condition(view, "Ready")}  MemoryP.: ${condition(view, "MemoryPressure")}`,
-        `net: ${view.network.kind} ${view.network.address || "-"}`,
+        `net: ${view.network.kind} ${view.network.address || "-"}  ${s ? s.protocol : ""}`,
         `XS heap used: ${heap === undefined ? "n/a" : `${Math.round(heap / 1024)} KiB`}`,
         s?.lastError ? `error: ${s.lastError}` : view.status,
       ]);

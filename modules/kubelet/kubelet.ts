@@ -38,6 +38,8 @@ export interface KubeletOptions {
    * server (or a proxy in front of it) does not speak it; "h2" or "http/1.1" insist.
    */
   http?: HttpVersion;
+  /** Ask for protobuf where only the status of a write matters (default true; the bench turns it off to compare). */
+  protobufEchoes?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -79,6 +81,8 @@ export interface KubeletSnapshot {
   bytesSent: number;
   bytesReceived: number;
   connects: number;
+  /** "h2" or "http/1.1": what the agent speaks to the API server now. */
+  protocol: string;
 }
 
 export class Kubelet {
@@ -124,6 +128,7 @@ export class Kubelet {
       userAgent: `xs-kubelet/${AGENT_VERSION} (${host.name})`,
       timeoutMs: options.requestTimeoutMs,
       http: options.http,
+      protobufEchoes: options.protobufEchoes,
       onFallback: (why) => this.#log("info", `${why}: using HTTP/1.1 (watches then need a connection each)`),
     });
     this.identity = buildIdentity({ name: options.nodeName, ...host.board, ...options.identity }, host.network().mac, bootIdFrom(host.randomBytes(16)), host.heap()?.total);
@@ -199,6 +204,7 @@ export class Kubelet {
       if (!this.clock.anchored) throw new Error(`GET /version: ${res.status} without a usable Date header`);
       if (res.status === 401 || res.status === 403) throw toApiError("GET", paths.version, res);
     });
+    this.#log("info", `API server reached over ${this.api.protocol === "h2" ? "HTTP/2 (one connection for every request and watch)" : "HTTP/1.1"}`);
     this.phase = "registering";
     this.#updateLed();
     await this.#retry("registering the Node", () => this.node.register());
@@ -322,6 +328,7 @@ export class Kubelet {
       bytesSent: stats.bytesSent,
       bytesReceived: stats.bytesReceived,
       connects: stats.connects,
+      protocol: this.api.protocol,
     };
   }
 }

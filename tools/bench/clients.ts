@@ -178,6 +178,7 @@ export async function xsKubelet(
   http: KubeletOptions["http"],
   run: Run,
   whileRunning?: (kubelet: Kubelet) => Promise<void>,
+  extra: Partial<KubeletOptions> = {},
 ): Promise<SteadyState> {
   const host = createNodeHost({
     heap: () => HEAP,
@@ -193,6 +194,7 @@ export async function xsKubelet(
       token: cp.nodeCredentials(name).token,
       leaseDurationSeconds: 4, // the minimum: renews every ~1 s
       http,
+      ...extra,
     },
     host,
   );

@@ -143,7 +143,7 @@ function render(): void {
     `  LED ${dot}  ${s.led.padEnd(12)} ${LED_MEANINGS[s.led]}`,
     `  node ${s.nodeName}   phase ${s.phase}   server ${conn.host}:${conn.port}`,
     `  Lease renewals ${s.renewals} (last ${s.lastRenewTime || "—"})   status pushes ${s.statusPushes}   Ready ${ready?.status}   MemoryPressure ${mem?.status}`,
-    `  wire: ${s.bytesSent} B sent, ${s.bytesReceived} B received on ${s.connects} TLS connection(s)`,
+    `  wire: ${s.protocol}, ${s.bytesSent} B sent, ${s.bytesReceived} B received on ${s.connects} TLS connection(s)`,
     s.lastError ? `  \x1b[33m${s.lastError}\x1b[0m` : "",
     "",
     "  $ kubectl get nodes -o wide",
