@@ -140,6 +140,8 @@ export interface VirtualHostOptions {
    * apart. Default: runs it.
    */
   serverMeter?: <T>(work: () => T) => T;
+  /** Keep requests and wire (default true); off where memory is measured. */
+  record?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -188,6 +190,7 @@ function hex(bytes: Uint8Array): string {
 export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
   const random = seededRandom(options.seed ?? 1);
   const requests: string[] = [];
+  const keep = options.record !== false;
   const logs: string[] = [];
   const led: [number, number, number][] = [];
   // The client's writes, kept as written and turned into hex only when host.wire is read: copying
@@ -277,7 +280,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
               open = false;
               later(() => events.onClose(error));
             },
-            record: (text) => void requests.push(text),
+            record: (text) => void (keep && requests.push(text)),
           },
           id,
         );
@@ -345,7 +348,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
 
       function serve(bytes: Uint8Array): void {
         if (!open) return;
-        unread.push(bytes); // kept, not copied (as Node's socket.write keeps it): do not reuse a written buffer
+        if (keep) unread.push(bytes); // kept, not copied (as Node's socket.write keeps it): do not reuse a written buffer
         if (options.offline?.()) {
           open = false;
           endStream();
@@ -364,7 +367,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
           const req = parseRequest(buffer);
           if (!req) return;
           buffer = buffer.slice(req.raw.length);
-          requests.push(req.raw);
+          if (keep) requests.push(req.raw);
           let answer = options.handler(req);
           let thenClose = false;
           if (typeof answer === "object" && "reply" in answer) {

@@ -51,6 +51,16 @@ for (const [name, run, max] of [["HTTP/1.1", h1, 3000], ["h2", h2, 1600]] as con
     // the steady state plus the difference in boot cost, spread over 52 renewals.
     report("XS compute (agent) per renewal over ten minutes, HTTP/1.1 (boot included)", agent(tenH1) / tenH1.reply.result!.renewals, "meter units");
     report("XS compute (agent) per renewal over ten minutes, h2 (boot included)", agent(ten) / ten.reply.result!.renewals, "meter units");
+    // Memory: live XS slots (xsnap's currentHeapCount after a collection) a minute into a run, the
+    // agent's connection(s) and Node watch open. The scripted server lives in the same machine and
+    // is counted too, so only the difference between the two versions is the agent's. Slots only:
+    // byte buffers and strings are in the chunk heap, which xsnap does not report (the simulator's
+    // instrumentation does: see the README).
+    const h2Heap = await xs.heap("h2");
+    const h1Heap = await xs.heap("http/1.1");
+    report("XS slots live a minute in, h2 (scripted server included)", h2Heap.running, "slots");
+    report("XS slots live a minute in, HTTP/1.1 (scripted server included)", h1Heap.running, "slots");
+    report("XS slots, h2 minus HTTP/1.1 (both sides' HPACK state vs a second connection)", h2Heap.running - h1Heap.running, "slots");
   } finally {
     xs.dispose();
   }

@@ -30,7 +30,7 @@ export function rigWork<T>(work: () => T): T {
  * The kubelet as it runs against a real API server: over HTTP/2 (prior knowledge: the scripted
  * host has no TLS to negotiate it), unless overrides.http says "http/1.1".
  */
-export function rig(overrides: Partial<KubeletOptions> = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
+export function rig(overrides: Partial<KubeletOptions> & { record?: boolean } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
   const time = new VirtualTime();
   const api = new FakeApi(time);
   const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
@@ -43,15 +43,21 @@ export function rig(overrides: Partial<KubeletOptions> = {}, setup?: (r: Omit<Ri
     offline: () => partial.offline,
     http2: overrides.http !== "http/1.1",
     serverMeter,
+    record: overrides.record,
   });
   const kubelet = new Kubelet(
-    { nodeName: "board-1", server: { host: "192.0.2.1", port: 6443 }, token: "t0ken", ledFps: 0, http: "h2", ...overrides },
+    { nodeName: "board-1", server: { host: "192.0.2.1", port: 6443 }, token: "t0ken", ledFps: 0, http: "h2", ...kubeletOptions(overrides) },
     host,
   );
   const r = partial as Rig;
   r.host = host;
   r.kubelet = kubelet;
   return r;
+}
+
+function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean }): Partial<KubeletOptions> {
+  const { record: _record, ...rest } = o;
+  return rest;
 }
 
 /** Requests as "METHOD path" lines (either HTTP version). */

@@ -27,6 +27,8 @@ export interface XsRun {
 
 export interface XsBundle {
   run(name: string): Promise<XsRun>;
+  /** Live XS slots: an agent constructed, running a minute in (connection and Node watch open), stopped and dropped. */
+  heap(http: "h2" | "http/1.1"): Promise<{ constructed: number; running: number; stopped: number }>;
   /** Removes the bundle's temporary directory. */
   dispose(): void;
 }
@@ -55,6 +57,13 @@ export async function bundleScenarios(): Promise<XsBundle> {
           const out = JSON.parse(stdout);
           if (out.replies.length !== 1) return reject(new Error(`scenario "${name}" did not finish inside one XS delivery`));
           resolve({ reply: out.replies[0], compute: out.compute, allocate: out.allocate });
+        });
+      }),
+    heap: (http) =>
+      new Promise((resolve, reject) => {
+        execFile(process.execPath, ["--import", "tsx", here("./driver.ts"), bundleFile, http, "--heap"], (err, stdout, stderr) => {
+          if (err) return reject(new Error(`xsnap driver failed: ${stderr || err.message}`));
+          resolve(JSON.parse(stdout));
         });
       }),
     dispose: () => rmSync(dir, { recursive: true, force: true }),

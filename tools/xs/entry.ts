@@ -2,7 +2,7 @@
 // hands the result to the Node side through xsnap's synchronous issueCommand. The scripted server's
 // share of XS's compute meter is measured apart (xsnap's resetMeter reads the meter), so the bench
 // can report the agent's own cost.
-import { meterServer } from "../scenarios/harness";
+import { meterServer, rig, type Rig } from "../scenarios/harness";
 import { scenarios } from "../scenarios/index";
 
 declare const issueCommand: (message: ArrayBuffer) => ArrayBuffer;
@@ -37,4 +37,22 @@ if (typeof resetMeter === "function" && typeof currentMeterLimit === "function")
     (result) => send({ name, ok: true, result, serverCompute }),
     (error) => send({ name, ok: false, error: String(error && error.stack ? `${error.message}\n${error.stack}` : error) }),
   );
+};
+
+// --heap: an agent left running for a minute (its connection and Node watch open), then stopped and
+// dropped; the driver collects garbage in between and reads the live slots (tools/xs/driver.ts).
+let held: Rig | undefined;
+(globalThis as any).holdScenario = (http: string) => {
+  held = rig({ http: http === "http/1.1" ? "http/1.1" : "h2", record: false });
+};
+(globalThis as any).startHeld = () => {
+  held!.kubelet.start();
+  void held!.time.advance(60_000);
+};
+(globalThis as any).releaseScenario = () => {
+  const r = held!;
+  void r.kubelet.stop().then(() => {
+    // The scripted API and virtual time stay (they are there in both counts); the agent goes.
+    (r as { kubelet?: unknown }).kubelet = undefined;
+  });
 };

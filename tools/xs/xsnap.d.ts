@@ -3,6 +3,8 @@ declare module "@agoric/xsnap" {
   export interface MeterUsage {
     compute: number | null;
     allocate: number | null;
+    /** Slots in use at the end of the delivery. */
+    currentHeapCount: number | null;
   }
   export interface XsnapWorker {
     evaluate(code: string): Promise<{ meterUsage: MeterUsage }>;
