@@ -225,3 +225,17 @@ export class HeaderBlock {
     return block;
   }
 }
+
+/** Request header fields that mean nothing in HTTP/2 (RFC 9113 §8.2.2). */
+const CONNECTION_FIELDS: readonly string[] = Object.freeze(["host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
+
+/** A request's header list: the pseudo-headers first, names lower-cased, connection fields dropped. */
+export function requestFields(request: HttpRequest, scheme: string, authority: string, bodyLength: number | undefined): [string, string][] {
+  const fields: [string, string][] = [[":method", request.method], [":scheme", scheme], [":authority", authority], [":path", request.path]];
+  for (const [name, value] of request.headers ?? []) {
+    const lower = name.toLowerCase();
+    if (!CONNECTION_FIELDS.includes(lower)) fields.push([lower, value]);
+  }
+  if (bodyLength !== undefined) fields.push(["content-length", String(bodyLength)]);
+  return fields;
+}

@@ -1,7 +1,6 @@
 // One HTTP/2 connection (RFC 9113) over one host socket: the preface and SETTINGS, a stream per
 // request, HPACK, flow control both ways, PING liveness, GOAWAY, RST_STREAM. The transport (h2.ts)
 // owns the queue and decides when to open a new session; this file only speaks the protocol.
-//
 // Memory, bounded by what we advertise (H2_LIMITS): one frame of at most 16 KiB in the reader, the
 // HPACK tables (4 KiB each way), per stream the kept body (keepBody) or, for a paused watch, at most
 // its receive window (16 KiB); at most 8 streams at once; a header block of at most 16 KiB.
@@ -11,7 +10,7 @@ import {
   decodeRstStream, decodeSettings, decodeWindowUpdate, errorCodeName, goawayFrame, headersFrames, headersPayload, pingFrame, rstStreamFrame,
   settingsAckFrame, settingsFrame, windowUpdateFrame, type Frame,
 } from "./frames";
-import { FrameWriter, H2_LIMITS, HeaderBlock, Http2Unsupported, Liveness, type Exchange } from "./h2-parts";
+import { FrameWriter, H2_LIMITS, HeaderBlock, Http2Unsupported, Liveness, requestFields, type Exchange } from "./h2-parts";
 import { H2Stream, type StreamHooks } from "./h2-stream";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack";
 import { HttpError } from "./parser";
@@ -35,9 +34,6 @@ export interface SessionOptions {
   authority: string;
   maxHeaderBytes: number;
 }
-
-/** Request header fields that mean nothing in HTTP/2 (RFC 9113 §8.2.2). */
-const CONNECTION_FIELDS: readonly string[] = Object.freeze(["host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 
 export class Http2Session {
   #host: Host;
@@ -153,13 +149,8 @@ export class Http2Session {
     const id = this.#nextId;
     this.#nextId += 2;
     const { request } = exchange;
-    const fields: [string, string][] = [[":method", request.method], [":scheme", this.#target.tls ? "https" : "http"], [":authority", this.#options.authority], [":path", request.path]];
-    for (const [name, value] of request.headers ?? []) {
-      const lower = name.toLowerCase();
-      if (!CONNECTION_FIELDS.includes(lower)) fields.push([lower, value]);
-    }
     const stream = new H2Stream(id, exchange, this.#peerWindow, this.#options.maxBody, this.#host.monotonic(), this.#hooks);
-    if (stream.pendingBody) fields.push(["content-length", String(stream.pendingBody.length)]);
+    const fields = requestFields(request, this.#target.tls ? "https" : "http", this.#options.authority, stream.pendingBody?.length);
     this.#streams.set(id, stream);
     this.#stats.requests++;
     this.#writer.queue(headersFrames(id, this.#encoder.encode(fields), { endStream: !stream.pendingBody, maxFrameSize: this.#peerMaxFrame }));
