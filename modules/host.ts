@@ -43,6 +43,42 @@ export interface HostSocket {
   close(): void;
 }
 
+/** The kubelet API's listening side (HTTPS on the port the Node advertises). */
+export interface ListenOptions {
+  /** 0: any free port (the Node host, so several agents fit on one machine). */
+  port: number;
+  /** The serving certificate (DER, leaf) and its PKCS#8 key (DER); clientCa: DER of the CA that
+   * signs client certificates (the cluster CA), requested but not required. */
+  tls: { certificate: Uint8Array; key: Uint8Array; clientCa?: Uint8Array };
+  /** Connections at once; more are refused at accept. */
+  maxConnections: number;
+}
+
+/** Who is on the other end of an accepted connection. */
+export interface PeerInfo {
+  address: string;
+  /** A client certificate that verified against clientCa: its subject CN and O (username, groups). */
+  clientCertificate?: { commonName: string; organizations: string[] };
+}
+
+export interface ServerSocket {
+  write(bytes: Uint8Array): void;
+  /** Ends the connection (after what was written is sent). */
+  close(): void;
+}
+
+export interface ServerEvents {
+  onData(bytes: Uint8Array): void;
+  /** The connection ended (error message when it failed). Called at most once. */
+  onClose(error?: string): void;
+}
+
+export interface Listener {
+  /** The port actually bound (what the Node advertises). */
+  readonly port: number;
+  close(): void;
+}
+
 export interface HeapFigures {
   /** Free bytes the agent's heap can still use. */
   free: number;
@@ -102,6 +138,8 @@ export interface Host {
   utf8Encode(text: string): Uint8Array;
   utf8Decode(bytes: Uint8Array): string;
   connect(target: ConnectTarget, events: SocketEvents): HostSocket;
+  /** Listens for HTTPS connections (the kubelet API); absent where the host cannot serve. */
+  listen?(options: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): Listener;
   /** The heap the agent lives in; undefined where the platform cannot tell (release builds). */
   heap(): HeapFigures | undefined;
   network(): NetworkFacts;
