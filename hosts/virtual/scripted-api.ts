@@ -172,6 +172,8 @@ export class FakeApi {
   pods = new Map<string, any>();
   /** By "namespace/name". */
   configmaps = new Map<string, any>();
+  /** core/v1 Events, "namespace/name" → event (not watchable here). */
+  coreEvents = new Map<string, any>();
   faults: Fault[] = [];
   /** Accepted bearer token; undefined accepts any. */
   token: string | undefined;
@@ -493,6 +495,24 @@ export class FakeApi {
       }
     }
     if (path === "/api/v1/pods" && req.method === "GET") return this.#collection("pods", undefined, query);
+    if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/events(?:\/([^/]+))?$/.exec(path))) {
+      const [, namespace, name] = m;
+      if (!name && req.method === "POST") {
+        const key = `${namespace}/${body?.metadata?.name}`;
+        if (this.coreEvents.has(key)) return this.#status(409, `events "${body.metadata.name}" already exists`);
+        const event = { ...body, metadata: { ...body.metadata, namespace, uid: `uid-ev-${this.coreEvents.size + 1}`, resourceVersion: String(this.coreEvents.size + 1) } };
+        this.coreEvents.set(key, event);
+        return this.#respond(201, event);
+      }
+      const key = `${namespace}/${name}`;
+      const old = name ? this.coreEvents.get(key) : undefined;
+      if (name && !old) return this.#status(404, `events "${name}" not found`);
+      if (old && req.method === "PATCH") {
+        const next = mergePatch(old, body);
+        this.coreEvents.set(key, next);
+        return this.#respond(200, next);
+      }
+    }
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|configmaps)(?:\/([^/]+)(\/status)?)?$/.exec(path))) {
       const [, namespace, plural, name, status] = m;
       const kind = plural as Kind;

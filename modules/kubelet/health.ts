@@ -60,6 +60,11 @@ export class HealthLedger {
     return true;
   }
 
+  /** Failed attempts in a row of a step (0 when it stands well). */
+  repeats(what: string): number {
+    return this.#standing.get(what)?.repeats ?? 0;
+  }
+
   /** The most recent failure still standing, as logged ("" when all is well). */
   get lastError(): string {
     const last = this.#standing.get(this.#last);

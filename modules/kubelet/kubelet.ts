@@ -3,6 +3,8 @@
 // outcome means for another, and stops gracefully. The reconcilers each do one job on their own timer.
 import { ApiClient, describeError, toApiError, type HttpVersion } from "../api/client";
 import { Watcher } from "../api/watch";
+import { EventRecorder } from "../events/recorder";
+import { nodeStatusEvent, transitionReason } from "../k8s/events";
 import { DEFAULTS } from "../defaults";
 import type { Host, LogLevel, TlsOptions } from "../host";
 import { bootIdFrom, buildIdentity, type IdentityConfig, type NodeIdentity } from "../k8s/identity";
@@ -96,7 +98,10 @@ export class Kubelet {
   readonly identity: NodeIdentity;
   /** The Node object itself, watched: deleted by someone, it is registered again at once. */
   readonly nodeWatch: Watcher;
+  /** The kubelet's Events (Starting, NodeReady, Rebooted …), queued, aggregated, rate-limited. */
+  readonly events: EventRecorder;
   phase: KubeletPhase = "booting";
+  #network: string;
   #reregistering = false;
   #options: KubeletOptions;
   #health: HealthLedger;
@@ -146,6 +151,7 @@ export class Kubelet {
       log: (level, message) => this.#log(level, message),
       failure: (what, err) => {
         const kind = this.#health.failure(what, err);
+        if (kind === "auth" && this.#health.repeats(what) === 1) this.events.record({ type: "Warning", reason: "CredentialsRejected", message: `${what}: the API server rejected the agent's credentials` });
         this.#updateLed();
         return kind;
       },
@@ -159,6 +165,24 @@ export class Kubelet {
       shuttingDown: () => this.phase === "stopping" || this.phase === "stopped",
     });
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
+    this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
+    const name = options.nodeName;
+    this.#network = host.network().kind;
+    // The kubelet's own events for its conditions (pkg/kubelet/nodestatus), and the board's.
+    this.node.onRegistered = () => {
+      for (const type of ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]) {
+        const reason = transitionReason(type, this.status.tracker.get(type)?.status ?? "");
+        if (reason) this.events.record(nodeStatusEvent(name, reason));
+      }
+    };
+    this.node.onRebooted = (bootId) => this.events.record({ type: "Warning", reason: "Rebooted", message: `Node ${name} has been rebooted, boot id: ${bootId}` });
+    this.status.onTransition = (type, status, reason) => {
+      const kubelet = transitionReason(type, status);
+      if (kubelet) this.events.record(nodeStatusEvent(name, kubelet));
+      else if (type === "Haunted" && status === "True" && reason === "TimeSlipped") {
+        this.events.record({ type: "Warning", reason: "ClockSlipped", message: "the wall clock stepped by more than 5 s when re-anchored from the API server's Date header" });
+      }
+    };
     const gone = (why: string) => void this.#reregister(why);
     this.nodeWatch = new Watcher(ctx, `Node ${options.nodeName}`, { path: paths.nodes, fieldSelector: `metadata.name=${options.nodeName}`, metadataOnly: true }, {
       replaced: (items) => {
@@ -170,6 +194,11 @@ export class Kubelet {
     });
     this.lease.onRenewed = (recovered) => {
       if (this.lease.renewals > 1) this.led.activity(host.monotonic());
+      const net = host.network();
+      if (net.kind !== this.#network) {
+        this.events.record({ type: "Normal", reason: "NetworkChanged", message: `the board moved from ${this.#network} to ${net.kind}${net.address ? ` (${net.address})` : ""}` });
+        this.#network = net.kind;
+      }
       if (recovered) void this.#recover();
       this.#updateLed();
     };
@@ -178,6 +207,7 @@ export class Kubelet {
   /** Starts the agent; returns at once. Failures are retried with backoff, never thrown. */
   start(): void {
     if (this.#started) return;
+    this.events.record({ type: "Normal", reason: "Starting", message: "Starting kubelet." });
     this.#log("info", `xs-kubelet ${AGENT_VERSION} starting as node "${this.#options.nodeName}" on ${this.host.name}; API server ${this.#options.server.host}:${this.#options.server.port}`);
     if (this.#options.tls && !this.#options.tls.verify) {
       this.#log("warn", "TLS VERIFICATION IS OFF (verify: false): anyone on the network path can impersonate the API server and take this node's credentials");
@@ -215,6 +245,7 @@ export class Kubelet {
     this.lease.start();
     this.status.start();
     this.nodeWatch.start();
+    this.events.start();
     this.#updateLed();
   }
 
@@ -281,6 +312,7 @@ export class Kubelet {
     this.#stopped = true;
     this.#wake?.();
     this.nodeWatch.stop();
+    this.events.stop();
     this.lease.stop();
     this.status.stop();
     this.phase = "stopping";

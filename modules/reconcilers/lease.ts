@@ -76,10 +76,14 @@ export class LeaseReconciler {
     this.#loop.stop();
   }
 
+  /** A renewal is on the wire (Events wait for it). */
+  renewing = false;
+
   /** One renewal attempt; schedules the next. */
   async renew(): Promise<boolean> {
     const { api, nodeName, clock } = this.#ctx;
     const path = paths.lease(nodeName);
+    this.renewing = true;
     try {
       const renewTime = formatMicroTime(clock.now());
       const res = await api.call("PATCH", path, { body: leaseRenewPatch(renewTime), contentType: MERGE_PATCH, keepBody: 2048, echoIgnored: true });
@@ -89,10 +93,12 @@ export class LeaseReconciler {
         this.#created = false;
       } else if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
+      this.renewing = false;
       this.failing = true;
       this.#loop.schedule(this.#retry.next(this.#ctx.failure("renewing the Lease", err)));
       return false;
     }
+    this.renewing = false;
     this.#succeeded();
     return true;
   }

@@ -28,6 +28,11 @@ export class NodeReconciler {
   #identity: NodeIdentity;
   #status: NodeStatusPort;
 
+  /** The Node we adopted carries another boot's bootID: the board was rebooted. */
+  onRebooted?: (bootId: string) => void;
+  /** We created the Node (201): its first conditions went out with it. */
+  onRegistered?: () => void;
+
   constructor(ctx: AgentContext, identity: NodeIdentity, status: NodeStatusPort) {
     this.#ctx = ctx;
     this.#identity = identity;
@@ -46,6 +51,7 @@ export class NodeReconciler {
       log("info", `Node ${nodeName} registered`);
       // Conditions went out with the Node; the status loop owes nothing yet.
       this.#status.sentWithNode(address);
+      this.onRegistered?.();
       if (!this.#ctx.nodeUid) await this.#readUid();
       return;
     }
@@ -72,6 +78,8 @@ export class NodeReconciler {
     // condition is simply sent again.
     const node = got.json ?? { metadata: {} };
     this.#status.seed(node.status?.conditions);
+    const stored = node.status?.nodeInfo?.bootID;
+    if (stored && stored !== this.#identity.nodeInfo.bootID) this.onRebooted?.(this.#identity.nodeInfo.bootID);
     const labels = node.metadata.labels ?? {};
     const wrong: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.#identity.labels)) if (labels[k] !== v) wrong[k] = v;

@@ -87,9 +87,28 @@ export class StatusReconciler {
 
   /** Evaluates the conditions now; returns the types whose status flipped. */
   evaluate(net = this.#ctx.host.network()): string[] {
-    const flipped = this.tracker.update(evaluateConditions(this.#inputs(net)), formatTime(this.#ctx.clock.now()));
-    if (flipped.length) this.#owe(`${flipped.map((t) => `${t}=${this.tracker.get(t)!.status}`).join(", ")}`);
+    const tracker = this.tracker;
+    const before = this.onTransition ? ALL_TYPES.map((t) => tracker.get(t)?.status) : undefined;
+    const flipped = tracker.update(evaluateConditions(this.#inputs(net)), formatTime(this.#ctx.clock.now()));
+    if (!flipped.length) return flipped;
+    this.#owe(`${flipped.map((t) => `${t}=${tracker.get(t)!.status}`).join(", ")}`);
+    if (before) {
+      // Only a condition that existed changes (as the kubelet's events): the first evaluation is none.
+      for (const t of flipped) {
+        const from = before[ALL_TYPES.indexOf(t)];
+        const c = tracker.get(t)!;
+        if (from !== undefined) this.onTransition!(t, c.status, c.reason);
+      }
+    }
     return flipped;
+  }
+
+  /** A condition changed status (type, new status, reason): the kubelet records an Event. */
+  onTransition?: (type: string, status: string, reason: string) => void;
+
+  /** A status push is on the wire (Events wait for it). */
+  get busy(): boolean {
+    return this.#pushing !== undefined;
   }
 
   /** Owes a push, with extra status fields to carry (merged with any already owed). */
