@@ -74,8 +74,10 @@ export interface ServerEvents {
 }
 
 export interface Listener {
-  /** The port actually bound (what the Node advertises). */
+  /** The port actually bound (what the Node advertises); valid once ready resolved, where there is one. */
   readonly port: number;
+  /** Where binding is asynchronous: resolves with the bound port, rejects when it cannot bind. */
+  readonly ready?: Promise<number>;
   close(): void;
 }
 
@@ -142,6 +144,11 @@ export interface Host {
   listen?(options: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): Listener;
   /** The heap the agent lives in; undefined where the platform cannot tell (release builds). */
   heap(): HeapFigures | undefined;
+  /**
+   * What the agent has used, for /metrics/resource (kubectl top node): CPU seconds since it started
+   * and memory in use now (bytes); undefined where the platform cannot tell.
+   */
+  usage?(): { cpuSeconds: number; memoryBytes: number } | undefined;
   network(): NetworkFacts;
   /** Draws one LED frame; values already brightness-capped, 0–255. */
   showLed?(r: number, g: number, b: number): void;

@@ -121,6 +121,7 @@ class Firmware {
       utf8Decode: runtime.utf8Decode,
       connect: createConnector({ dnsServers: () => board.dnsServers(), log: runtime.log }),
       heap: runtime.heap,
+      usage: runtime.usage,
       network: () => board.network(),
       showLed: board.showLed ? (r, g, b) => board.showLed!(r, g, b) : undefined,
       setSystemTime: board.setSystemTime ? (ms) => board.setSystemTime!(ms) : undefined,

@@ -5,15 +5,35 @@ import Time from "time";
 import Instrumentation from "instrumentation";
 import type { HeapFigures, LogLevel, TimerId } from "../../modules/host";
 
+/** Milliseconds spent running the agent's callbacks: XS runs on one core, so this is its CPU time. */
+let busyMs = 0;
+
+/** Runs fn and counts the time it took as the agent's (timers, socket callbacks). */
+export function busy<T>(fn: () => T): T {
+  const start = Time.ticks;
+  try {
+    return fn();
+  } finally {
+    const took = Time.ticks - start;
+    if (took > 0) busyMs += took;
+  }
+}
+
 /** Timer callbacks run from C: a throw there would abort the program, so it is logged instead. */
 export function setTimer(callback: () => void, ms: number): TimerId {
   return Timer.set(() => {
     try {
-      callback();
+      busy(callback);
     } catch (e) {
       log("error", `uncaught in a timer callback: ${(e as Error)?.message ?? e}`);
     }
   }, Math.max(0, ms));
+}
+
+/** CPU seconds (time in the agent's callbacks; ms resolution) and XS memory in use. */
+export function usage(): { cpuSeconds: number; memoryBytes: number } | undefined {
+  const memory = xsHeapUsed();
+  return memory === undefined ? undefined : { cpuSeconds: busyMs / 1000, memoryBytes: memory };
 }
 
 export function clearTimer(id: TimerId): void {

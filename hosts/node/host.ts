@@ -5,9 +5,9 @@ import { randomBytes } from "node:crypto";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { availableParallelism, networkInterfaces, release, type as osType } from "node:os";
 import { performance } from "node:perf_hooks";
-import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from "node:tls";
+import { checkServerIdentity, connect as tlsConnect, createServer as tlsCreateServer, type TLSSocket } from "node:tls";
 import { getHeapStatistics } from "node:v8";
-import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
+import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
 
 export interface NodeHostOptions {
   name?: string;
@@ -21,6 +21,18 @@ export interface NodeHostOptions {
   log?: (level: LogLevel, message: string) => void;
   /** What the Node reports about the board; default: this machine, as it is. */
   board?: Partial<BoardFacts>;
+  /**
+   * Address the kubelet API listens on. Default 127.0.0.1: the agent on a PC serves a control plane
+   * on the same machine (tools/controlplane, tests) and nothing else; a cluster elsewhere needs the
+   * address the Node advertises as InternalIP (or "0.0.0.0", as the kubelet's --address default).
+   */
+  listenAddress?: string;
+}
+
+/** The Node host's Listener: port is the bound one once ready has resolved (the bind is async). */
+export interface NodeListener extends Listener {
+  /** Resolves with the bound port; rejects when the bind failed (EADDRINUSE …). */
+  readonly ready: Promise<number>;
 }
 
 /** Kubernetes' names (GOARCH, GOOS) for Node's process.arch and process.platform. */
@@ -121,6 +133,13 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
         },
       };
     },
+    usage: () => {
+      const cpu = process.cpuUsage();
+      return { cpuSeconds: (cpu.user + cpu.system) / 1e6, memoryBytes: process.memoryUsage().rss };
+    },
+    listen(listenOptions: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): NodeListener {
+      return nodeListen(listenOptions, accept, options.listenAddress ?? "127.0.0.1", host);
+    },
     heap: options.heap ?? (() => {
       const s = getHeapStatistics();
       return { free: s.heap_size_limit - s.used_heap_size, total: s.heap_size_limit };
@@ -139,4 +158,92 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
     log: options.log ?? defaultLog,
   };
   return host;
+}
+
+/** The subject's CN and O of a verified client certificate (node:tls gives a string or an array). */
+function subjectOf(cert: { subject?: Record<string, string | string[] | undefined> } | undefined): { commonName: string; organizations: string[] } | undefined {
+  const subject = cert?.subject;
+  if (!subject) return undefined;
+  const cn = subject.CN;
+  const o = subject.O;
+  const commonName = Array.isArray(cn) ? (cn[0] ?? "") : (cn ?? "");
+  if (!commonName) return undefined;
+  return { commonName, organizations: o === undefined ? [] : Array.isArray(o) ? o.slice() : [o] };
+}
+
+/**
+ * The kubelet API's TLS listener: the serving certificate, client certificates requested (verified
+ * against clientCa) but not required, so a bearer token alone also reaches the server; at most
+ * maxConnections at once (node:net drops the rest at accept). TLS 1.2 and up (the API server and
+ * metrics-server speak 1.3; the board's own listener speaks 1.2).
+ */
+function nodeListen(options: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents, address: string, host: Host): NodeListener {
+  const server = tlsCreateServer({
+    cert: derToPem(options.tls.certificate, "CERTIFICATE"),
+    key: derToPem(options.tls.key, "PRIVATE KEY"),
+    ca: options.tls.clientCa ? derToPem(options.tls.clientCa, "CERTIFICATE") : undefined,
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: "TLSv1.2",
+    ALPNProtocols: ["http/1.1"],
+    handshakeTimeout: 10_000, // a connection that never finishes its handshake frees its slot
+  });
+  server.maxConnections = options.maxConnections;
+  server.on("secureConnection", (socket: TLSSocket) => {
+    let closed = false;
+    const verified = socket.authorized && options.tls.clientCa ? subjectOf(socket.getPeerCertificate()) : undefined;
+    const peer: PeerInfo = { address: socket.remoteAddress ?? "" };
+    if (verified) peer.clientCertificate = verified;
+    socket.setNoDelay(true);
+    let events: ServerEvents;
+    try {
+      events = accept(
+        {
+          write: (bytes) => void (!socket.destroyed && socket.write(bytes)),
+          close: () => {
+            closed = true; // the server asked: no callback
+            socket.end();
+            socket.destroySoon();
+          },
+        },
+        peer,
+      );
+    } catch (err) {
+      host.log("error", `kubelet API: accept failed: ${err instanceof Error ? err.message : String(err)}`);
+      socket.destroy();
+      return;
+    }
+    const close = (error?: string) => {
+      if (closed) return;
+      closed = true;
+      events.onClose(error);
+    };
+    socket.on("data", (d: Buffer) => !closed && events.onData(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
+    socket.on("error", (err) => close(err.message));
+    socket.on("close", () => close());
+    socket.on("end", () => socket.end());
+  });
+  // A failed handshake (a scanner, a client that distrusts the certificate) is the client's business.
+  server.on("tlsClientError", () => {});
+  let port = options.port;
+  const ready = new Promise<number>((resolve, reject) => {
+    server.once("listening", () => {
+      const a = server.address();
+      if (a && typeof a === "object") port = a.port;
+      resolve(port);
+    });
+    server.once("error", (err) => {
+      host.log("error", `kubelet API: cannot listen on ${address}:${options.port}: ${err.message}`);
+      reject(err);
+    });
+  });
+  ready.catch(() => {}); // told in the log; awaiting ready shows it too
+  server.listen(options.port, address);
+  return {
+    get port() {
+      return port;
+    },
+    ready,
+    close: () => void server.close(),
+  };
 }

@@ -1,7 +1,7 @@
 // A host with virtual time and a scripted API server behind its sockets: for fast unit tests, the
 // XS-vs-Node comparison, the bench and a virtual fleet. Pure JavaScript (no Node built-ins): the same
 // file runs inside the XS engine.
-import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, LogLevel, NetworkFacts, SocketEvents } from "../../modules/host";
+import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
 import { ESP32S3_BOARD } from "../esp32s3/board";
 import { H2ServerConnection, type Http2PeerOptions } from "./h2-server";
 
@@ -178,6 +178,27 @@ export interface VirtualHost extends Host {
   connections: number;
   /** The live HTTP/2 options (undefined when HTTP/2 is off): flip the fault knobs here during a run. */
   readonly http2: Http2PeerOptions | undefined;
+  listen(options: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): Listener;
+  /**
+   * Connects to a port this host listens on, as a client of the kubelet API would (no TLS: peer says
+   * who the client is, default { address: "192.0.2.100" }, no certificate). Bytes go both ways through
+   * microtasks, as on the client sockets. Refused (closed at once) when nothing listens on the port
+   * or the listener already has maxConnections open.
+   */
+  dial(port: number, peer?: PeerInfo): VirtualClient;
+}
+
+/** The client end of a dial(). */
+export interface VirtualClient {
+  write(data: string | Uint8Array): void;
+  /** Everything the server wrote so far, as UTF-8 text. */
+  received(): string;
+  /** The client closes its end (the server's onClose follows). */
+  close(): void;
+  /** The connection is over (either side closed it, or it was refused). */
+  readonly closed: boolean;
+  /** Nothing listened, or the listener was full. */
+  readonly refused: boolean;
 }
 
 function hex(bytes: Uint8Array): string {
@@ -199,6 +220,8 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
   const wire: string[] = [];
   const http2 = options.http2 === true ? {} : options.http2 || undefined;
   const later = (fn: () => void) => void Promise.resolve().then(fn);
+  // The kubelet API's listeners, by port (listen and dial).
+  const listening = new Map<number, { options: ListenOptions; accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents; open: number }>();
   const host: VirtualHost = {
     name: "scripted",
     board: options.board ?? ESP32S3_BOARD,
@@ -400,6 +423,86 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
           });
         }
       }
+    },
+    listen(listenOptions: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): Listener {
+      let port = listenOptions.port;
+      if (port === 0) for (port = 40000; listening.has(port); port++);
+      if (listening.has(port)) throw new Error(`listen: port ${port} is in use (virtual)`);
+      const entry = { options: listenOptions, accept, open: 0 };
+      listening.set(port, entry);
+      return {
+        port,
+        close() {
+          if (listening.get(port) === entry) listening.delete(port);
+        },
+      };
+    },
+    dial(port: number, peer?: PeerInfo): VirtualClient {
+      const chunks: Uint8Array[] = [];
+      let closed = false;
+      let refused = false;
+      let serverOpen = false;
+      let events: ServerEvents | undefined;
+      const entry = listening.get(port);
+      const client: VirtualClient = {
+        write(data) {
+          if (closed || !serverOpen) return;
+          const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
+          later(() => void (serverOpen && events?.onData(bytes)));
+        },
+        received: () => {
+          let total = 0;
+          for (const c of chunks) total += c.length;
+          const all = new Uint8Array(total);
+          let at = 0;
+          for (const c of chunks) {
+            all.set(c, at);
+            at += c.length;
+          }
+          return decoder.decode(all);
+        },
+        close() {
+          if (closed) return;
+          closed = true;
+          later(() => {
+            if (!serverOpen) return;
+            end();
+            events?.onClose();
+          });
+        },
+        get closed() {
+          return closed;
+        },
+        get refused() {
+          return refused;
+        },
+      };
+      const end = () => {
+        if (!serverOpen || !entry) return;
+        serverOpen = false;
+        entry.open--;
+      };
+      if (!entry || entry.open >= entry.options.maxConnections) {
+        closed = true;
+        refused = true;
+        return client;
+      }
+      entry.open++;
+      serverOpen = true;
+      const socket: ServerSocket = {
+        write(bytes) {
+          if (!serverOpen) return;
+          const copy = bytes.slice();
+          later(() => void (!closed && chunks.push(copy)));
+        },
+        close() {
+          if (!serverOpen) return;
+          end(); // the server asked: no onClose callback
+          later(() => void (closed = true));
+        },
+      };
+      events = entry.accept(socket, peer ?? { address: "192.0.2.100" });
+      return client;
     },
     heap: options.heap ?? (() => ({ free: 200 * 1024, total: 256 * 1024 })),
     network: () => ({ kind: "ethernet", connected: true, address: "192.0.2.10", mac: "02:00:00:aa:bb:cc", reconnects: 0, ...options.network?.() }),

@@ -69,6 +69,8 @@ export interface ApiClientOptions {
   onFallback?: (why: string) => void;
   /** Ask for protobuf where the echo is ignored (CallOptions.echoIgnored). Default true. */
   protobufEchoes?: boolean;
+  /** Each response's duration, in seconds (the kubelet API's request-duration histogram). */
+  onResponse?: (seconds: number) => void;
 }
 
 export type HttpVersion = "auto" | "h2" | "http/1.1";
@@ -204,6 +206,7 @@ export class ApiClient {
 
   #result<T>(response: HttpResponse): ApiResult<T> {
     this.#options.clock.observeDate(response.headers.get("date"), response.elapsedMs);
+    this.#options.onResponse?.(response.elapsedMs / 1000);
     const result: ApiResult<T> = { status: response.status, response };
     const type = response.headers.get("content-type") ?? "";
     if (!response.truncated && response.body.length > 0 && type.startsWith("application/json")) {

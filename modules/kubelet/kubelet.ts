@@ -19,6 +19,7 @@ import { ALL_TYPES, StatusReconciler } from "../reconcilers/status";
 import { WallClock } from "../time/clock";
 import { RetryPolicy } from "../util/retry";
 import { AGENT_VERSION } from "../version";
+import { KubeletApiServer, type KubeletApiConfig } from "./api-server";
 import { HealthLedger } from "./health";
 
 export interface KubeletOptions {
@@ -42,6 +43,8 @@ export interface KubeletOptions {
   http?: HttpVersion;
   /** Ask for protobuf where only the status of a write matters (default true; the bench turns it off to compare). */
   protobufEchoes?: boolean;
+  /** Serve the kubelet API (HTTPS) with this serving certificate, where the host can listen. */
+  kubeletApi?: KubeletApiConfig;
 }
 
 export class ConfigError extends Error {
@@ -100,6 +103,8 @@ export class Kubelet {
   readonly nodeWatch: Watcher;
   /** The kubelet's Events (Starting, NodeReady, Rebooted …), queued, aggregated, rate-limited. */
   readonly events: EventRecorder;
+  /** The kubelet API on :10250 (or the host's port); undefined when not configured or the host cannot listen. */
+  readonly apiServer: KubeletApiServer | undefined;
   phase: KubeletPhase = "booting";
   #network: string;
   #reregistering = false;
@@ -134,6 +139,7 @@ export class Kubelet {
       timeoutMs: options.requestTimeoutMs,
       http: options.http,
       protobufEchoes: options.protobufEchoes,
+      onResponse: (seconds) => this.apiServer?.metrics.apiRequestDuration.observe(seconds),
       onFallback: (why) => this.#log("info", `${why}: using HTTP/1.1 (watches then need a connection each)`),
     });
     this.identity = buildIdentity({ name: options.nodeName, ...host.board, ...options.identity }, host.network().mac, bootIdFrom(host.randomBytes(16)), host.heap()?.total);
@@ -151,6 +157,7 @@ export class Kubelet {
       log: (level, message) => this.#log(level, message),
       failure: (what, err) => {
         const kind = this.#health.failure(what, err);
+        this.apiServer?.failed(kind);
         if (kind === "auth" && this.#health.repeats(what) === 1) this.events.record({ type: "Warning", reason: "CredentialsRejected", message: `${what}: the API server rejected the agent's credentials` });
         this.#updateLed();
         return kind;
@@ -166,6 +173,11 @@ export class Kubelet {
     });
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
     this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
+    const bootAt = host.monotonic();
+    this.apiServer =
+      options.kubeletApi && host.listen
+        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events, bootAt }, (m) => this.#log("warn", m))
+        : undefined;
     const name = options.nodeName;
     this.#network = host.network().kind;
     // The kubelet's own events for its conditions (pkg/kubelet/nodestatus), and the board's.
@@ -226,7 +238,21 @@ export class Kubelet {
     });
   }
 
+  /** Listens before registering, so the Node advertises the port actually bound. */
+  async #serve(): Promise<void> {
+    if (!this.#options.kubeletApi) return;
+    if (!this.apiServer) return this.#log("warn", `the kubelet API is configured, but the ${this.host.name} host cannot listen yet: not served`);
+    try {
+      const port = await this.apiServer.listen();
+      this.identity.daemonEndpoints.kubeletEndpoint.Port = port;
+      this.#log("info", `kubelet API listening on :${port} (HTTPS)`);
+    } catch (err) {
+      this.#log("error", `the kubelet API cannot listen: ${describeError(err)}; the node runs on without it`);
+    }
+  }
+
   async #bootstrap(): Promise<void> {
+    await this.#serve();
     this.phase = "anchoring";
     this.#updateLed();
     await this.#retry("reading the clock from GET /version", async () => {
@@ -313,6 +339,7 @@ export class Kubelet {
     this.#wake?.();
     this.nodeWatch.stop();
     this.events.stop();
+    this.apiServer?.close();
     this.lease.stop();
     this.status.stop();
     this.phase = "stopping";

@@ -92,6 +92,7 @@ export class NodeReconciler {
       addresses,
       nodeInfo: this.#identity.nodeInfo,
       capacity: this.#identity.capacity,
+      daemonEndpoints: this.#identity.daemonEndpoints,
     });
     log("info", `Node ${nodeName} already existed: adopted it (uid ${this.#ctx.nodeUid})`);
   }

@@ -20,6 +20,8 @@ export interface StatusExtras {
   addresses?: Address[];
   nodeInfo?: Record<string, string>;
   capacity?: Record<string, string>;
+  /** The kubelet API's port (it may differ from the last boot's on a host that picks one). */
+  daemonEndpoints?: { kubeletEndpoint: { Port: number } };
 }
 
 /** What the conditions depend on beyond the host: shared state the kubelet owns. */

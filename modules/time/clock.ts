@@ -51,6 +51,8 @@ export class WallClock {
   #slipped = false;
   /** How many times the Date header moved the estimate. */
   anchors = 0;
+  /** How far the last re-anchor moved the clock, in ms (0 until one did). */
+  lastCorrectionMs = 0;
 
   constructor(options: ClockOptions) {
     this.#monotonic = options.monotonic;
@@ -86,6 +88,7 @@ export class WallClock {
     if (estimate < earliest) corrected = earliest;
     else if (estimate > latest) corrected = latest;
     if (corrected !== estimate) {
+      this.lastCorrectionMs = corrected - estimate;
       if (Math.abs(corrected - estimate) > this.#slipThreshold) this.#slipped = true;
       this.#offset = corrected - mono;
       this.anchors++;

@@ -1,0 +1,110 @@
+// The kubelet API as the agent serves it: the HTTPS server on the port the Node advertises, the
+// kubelet's authentication and authorization (the API server's client certificate, or a bearer
+// token through TokenReview + SubjectAccessReview), and the routes fed from the agent's state. The
+// routes read that state through functions (KubeletApiSources), never the Kubelet itself.
+import type { ApiClient } from "../api/client";
+import type { Host, Listener } from "../host";
+import type { Http2Connection } from "../http/h2";
+import { KubeletAuth, apiReview } from "../server/auth";
+import { HttpServer } from "../server/http-server";
+import { MetricsRegistry, registerAgentMetrics, type AgentMetrics } from "../server/metrics";
+import { createKubeletApi, summaryBody } from "../server/routes";
+import { formatTime, type WallClock } from "../time/clock";
+import type { FailureKind } from "../util/retry";
+
+export interface KubeletApiConfig {
+  /** The serving certificate (DER, from the CSR signer kubernetes.io/kubelet-serving) and its PKCS#8 key. */
+  certificate: Uint8Array;
+  key: Uint8Array;
+  /** The cluster CA, DER: client certificates it signed are the API server's. */
+  clientCa?: Uint8Array;
+  /** Default: what the host says (10250 on the board; 0, any free port, lets several agents share a machine). */
+  port?: number;
+}
+
+/** What the API server reads of the agent (the composition root wires them). */
+export interface AgentState {
+  renewals(): number;
+  watchEvents(): number;
+  bootAt: number;
+}
+
+export class KubeletApiServer {
+  readonly metrics: AgentMetrics;
+  readonly registry = new MetricsRegistry();
+  readonly server: HttpServer;
+  readonly auth: KubeletAuth;
+  #listener: Listener | undefined;
+  #host: Host;
+  #config: KubeletApiConfig;
+
+  constructor(host: Host, api: ApiClient, clock: WallClock, nodeName: string, config: KubeletApiConfig, state: AgentState, log: (message: string) => void) {
+    this.#host = host;
+    this.#config = config;
+    const metrics = (this.metrics = registerAgentMetrics(this.registry));
+    this.registry.collect(() => {
+      const stats = api.stats;
+      metrics.leaseRenewals.set(state.renewals());
+      metrics.apiBytes.sent.set(stats.bytesSent);
+      metrics.apiBytes.received.set(stats.bytesReceived);
+      metrics.tlsHandshakes.set(stats.connects);
+      metrics.networkReconnects.set(host.network().reconnects);
+      const heap = host.heap();
+      if (heap) {
+        metrics.heapBytes.free.set(heap.free);
+        metrics.heapBytes.total.set(heap.total);
+      }
+      metrics.uptimeSeconds.set((host.monotonic() - state.bootAt) / 1000);
+      metrics.clockOffsetSeconds.set(clock.lastCorrectionMs / 1000);
+      metrics.watchEvents.set(state.watchEvents());
+      metrics.http2Goaways.set(api.protocol === "h2" ? (api.connection as Http2Connection).goaways : 0);
+    });
+    this.auth = new KubeletAuth({ nodeName, review: apiReview(api), now: () => host.monotonic(), log });
+    const handler = createKubeletApi(
+      {
+        pods: () => [],
+        metrics: () => this.registry.render(),
+        resource: () => {
+          const u = host.usage?.();
+          // metrics-server drops a node reporting 0: no reading is better than a false one.
+          if (!u || !clock.anchored || u.cpuSeconds <= 0 || u.memoryBytes <= 0) return undefined;
+          return { cpuSeconds: u.cpuSeconds, memoryWorkingSetBytes: u.memoryBytes, timestampMs: Math.floor(clock.now()) };
+        },
+        summary: () => {
+          const u = host.usage?.();
+          const heap = host.heap();
+          const now = clock.anchored ? clock.now() : 0;
+          return summaryBody({
+            nodeName,
+            startTime: now ? formatTime(now - (host.monotonic() - state.bootAt)) : "",
+            time: now ? formatTime(now) : "",
+            usageCoreNanoSeconds: Math.round((u?.cpuSeconds ?? 0) * 1e9),
+            workingSetBytes: u?.memoryBytes ?? 0,
+            availableBytes: heap?.free ?? 0,
+          });
+        },
+        spec: () => ({ num_cores: 1, memory_capacity: host.heap()?.total ?? 0, machine_id: "", system_uuid: "", boot_id: "" }),
+      },
+      { auth: this.auth },
+    );
+    this.server = new HttpServer(host, handler, { date: () => (clock.anchored ? clock.now() : undefined) });
+  }
+
+  /** Counts one of the agent's failed requests under its kind. */
+  failed(kind: FailureKind): void {
+    this.metrics.failures[kind].inc();
+  }
+
+  /** Starts serving; resolves with the port bound (what the Node advertises). */
+  async listen(): Promise<number> {
+    const port = this.#config.port ?? this.#host.board.kubeletPort;
+    this.#listener = this.server.listen({ port, tls: { certificate: this.#config.certificate, key: this.#config.key, clientCa: this.#config.clientCa } });
+    return this.#listener.ready ? await this.#listener.ready : this.#listener.port;
+  }
+
+  close(): void {
+    this.#listener?.close();
+    this.server.close();
+    this.#listener = undefined;
+  }
+}

@@ -1,0 +1,326 @@
+// A small metrics registry and the Prometheus text exposition format 0.0.4. Every series is
+// registered up front (a fixed, bounded set: no label values ever come from a request), values are
+// plain numbers updated in place, and a scrape renders the whole registry as one string. Numbers are
+// written as Go's strconv.FormatFloat(v, 'g', -1, 64) writes them (client_golang, so the kubelet),
+// e.g. 1.616273408e+09: what the cluster's scrapers already see from real kubelets.
+
+/** The exposition format's Content-Type (the kubelet's and client_golang's). */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+export type MetricType = "counter" | "gauge" | "histogram";
+
+/** One series' labels: name → value (a fixed value, chosen by the code, never by a request). */
+export type Labels = Readonly<Record<string, string>>;
+
+export interface RegistryOptions {
+  /** Series in all (each label set of a family counts one): registration beyond it throws. 64: the
+   * agent's own figures are about 20, and a scrape's text stays a few KiB on the board. */
+  maxSeries?: number;
+  /** Collect hooks (called at scrape time): 16. */
+  maxHooks?: number;
+}
+
+/** A counter or a gauge series. */
+export interface ValueHandle {
+  readonly value: number;
+  /** Adds n (default 1). A counter ignores a negative n (counters only go up). */
+  inc(n?: number): void;
+  /** Sets the value (a counter mirroring a total kept elsewhere, a gauge); timestampMs: written after
+   * the value (milliseconds since the epoch), undefined for none. */
+  set(value: number, timestampMs?: number): void;
+}
+
+export interface GaugeHandle extends ValueHandle {
+  dec(n?: number): void;
+}
+
+export interface HistogramHandle {
+  /** Counts v into every bucket whose upper bound is ≥ v, and into _sum and _count. */
+  observe(v: number): void;
+  readonly count: number;
+  readonly sum: number;
+}
+
+interface Series {
+  labels: string; // rendered {a="b",…} or ""
+  value: number;
+  timestampMs: number | undefined;
+  counts?: number[]; // histograms: per bucket (not cumulative)
+  sum: number;
+  count: number;
+}
+
+interface Family {
+  name: string;
+  help: string;
+  type: MetricType;
+  buckets?: number[];
+  series: Series[];
+  keys: string[]; // each series' canonical label text, to refuse a duplicate
+}
+
+// Checked with regexps made per call: a RegExp at module level cannot be preloaded into flash (xsl
+// refuses it), and these run only when a series is registered.
+const isName = (s: string) => /^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(s);
+const isLabel = (s: string) => /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(s);
+
+/** Buckets for request durations in seconds: 5 ms … 10 s (client_golang's DefBuckets). */
+export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+
+/** A label value in the text format: backslash, double quote and newline escaped. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
+}
+
+/** HELP text: backslash and newline escaped (a double quote stays). */
+export function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (c) => (c === "\n" ? "\\n" : "\\\\"));
+}
+
+/** Go's strconv.FormatFloat(v, 'g', -1, 64): the shortest digits that read back as v, in exponent
+ * form when the decimal exponent is < -4 or ≥ 6 (Go's rule for the shortest precision), e.g.
+ * 1616273408 → "1.616273408e+09", 0.005 → "0.005", 1e-5 → "1e-05". */
+export function formatFloat(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  if (v === 0) return Object.is(v, -0) ? "-0" : "0";
+  const sign = v < 0 ? "-" : "";
+  // toExponential() without an argument gives the shortest digits that read back as v.
+  const e = Math.abs(v).toExponential();
+  const at = e.indexOf("e");
+  const digits = e.slice(0, at).replace(".", "");
+  const exp = Number(e.slice(at + 1));
+  if (exp < -4 || exp >= 6) {
+    const mantissa = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    const abs = Math.abs(exp);
+    return `${sign}${mantissa}e${exp < 0 ? "-" : "+"}${abs < 10 ? "0" : ""}${abs}`;
+  }
+  if (exp < 0) return `${sign}0.${"0".repeat(-exp - 1)}${digits}`;
+  if (digits.length <= exp + 1) return `${sign}${digits}${"0".repeat(exp + 1 - digits.length)}`;
+  return `${sign}${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`;
+}
+
+/** One sample line: name{labels} value [timestampMs]. labels: already rendered ("" or {…}). */
+export function sampleLine(name: string, labels: string, value: number, timestampMs?: number): string {
+  return `${name}${labels} ${formatFloat(value)}${timestampMs === undefined ? "" : ` ${Math.round(timestampMs)}`}\n`;
+}
+
+/** # HELP and # TYPE lines of a family. */
+export function familyHead(name: string, help: string, type: MetricType): string {
+  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+}
+
+function renderLabels(labels: Labels | undefined): { text: string; key: string } {
+  if (!labels) return { text: "", key: "" };
+  const names = Object.keys(labels);
+  if (names.length === 0) return { text: "", key: "" };
+  const parts: string[] = [];
+  for (const n of names) {
+    if (!isLabel(n) || n.startsWith("__") || n === "le") throw new Error(`metrics: bad label name "${n}"`);
+    parts.push(`${n}="${escapeLabelValue(String(labels[n]))}"`);
+  }
+  return { text: `{${parts.join(",")}}`, key: parts.slice().sort().join(",") };
+}
+
+export class MetricsRegistry {
+  #families: Family[] = [];
+  #byName = new Map<string, Family>();
+  #hooks: (() => void)[] = [];
+  #seriesCount = 0;
+  #maxSeries: number;
+  #maxHooks: number;
+  /** Collect hooks that threw (they are skipped for that scrape, not fatal). */
+  hookFailures = 0;
+
+  constructor(options: RegistryOptions = {}) {
+    this.#maxSeries = options.maxSeries ?? 64;
+    this.#maxHooks = options.maxHooks ?? 16;
+  }
+
+  /** A counter series; a second call with the same name and other labels adds a series to the family. */
+  counter(name: string, help: string, labels?: Labels): ValueHandle {
+    return this.#valueHandle(this.#series(name, help, "counter", labels), true);
+  }
+
+  gauge(name: string, help: string, labels?: Labels): GaugeHandle {
+    const s = this.#series(name, help, "gauge", labels);
+    const h = this.#valueHandle(s, false) as GaugeHandle;
+    h.dec = (n = 1) => void (s.value -= n);
+    return h;
+  }
+
+  /** A histogram series with fixed, increasing, finite upper bounds (+Inf is implied). */
+  histogram(name: string, help: string, buckets: readonly number[] = DURATION_BUCKETS, labels?: Labels): HistogramHandle {
+    for (let i = 0; i < buckets.length; i++) {
+      if (!Number.isFinite(buckets[i]) || (i > 0 && buckets[i] <= buckets[i - 1])) throw new Error(`metrics: ${name}: buckets must be finite and increasing`);
+    }
+    const s = this.#series(name, help, "histogram", labels, buckets);
+    const bounds = this.#byName.get(name)!.buckets!;
+    s.counts = new Array(bounds.length).fill(0);
+    const counts = s.counts;
+    return {
+      observe(v: number) {
+        if (Number.isNaN(v)) return;
+        for (let i = 0; i < bounds.length; i++) {
+          if (v <= bounds[i]) {
+            counts[i]++;
+            break;
+          }
+        }
+        s.sum += v;
+        s.count++;
+      },
+      get count() {
+        return s.count;
+      },
+      get sum() {
+        return s.sum;
+      },
+    };
+  }
+
+  /** A function called at every scrape before rendering (to refresh gauges from their sources). */
+  collect(hook: () => void): void {
+    if (this.#hooks.length >= this.#maxHooks) throw new Error(`metrics: more than ${this.#maxHooks} collect hooks`);
+    this.#hooks.push(hook);
+  }
+
+  /** Runs the collect hooks and renders every family in the text format, in registration order. */
+  render(): string {
+    for (const hook of this.#hooks) {
+      try {
+        hook();
+      } catch {
+        this.hookFailures++;
+      }
+    }
+    const out: string[] = [];
+    for (const f of this.#families) {
+      out.push(familyHead(f.name, f.help, f.type));
+      for (const s of f.series) {
+        if (f.type !== "histogram") {
+          out.push(sampleLine(f.name, s.labels, s.value, s.timestampMs));
+          continue;
+        }
+        const bounds = f.buckets!;
+        const inner = s.labels ? `${s.labels.slice(0, -1)},` : "{";
+        let cumulative = 0;
+        for (let i = 0; i < bounds.length; i++) {
+          cumulative += s.counts![i];
+          out.push(sampleLine(`${f.name}_bucket`, `${inner}le="${formatFloat(bounds[i])}"}`, cumulative));
+        }
+        out.push(sampleLine(`${f.name}_bucket`, `${inner}le="+Inf"}`, s.count));
+        out.push(sampleLine(`${f.name}_sum`, s.labels, s.sum));
+        out.push(sampleLine(`${f.name}_count`, s.labels, s.count));
+      }
+    }
+    return out.join("");
+  }
+
+  #series(name: string, help: string, type: MetricType, labels: Labels | undefined, buckets?: readonly number[]): Series {
+    if (!isName(name)) throw new Error(`metrics: bad metric name "${name}"`);
+    const rendered = renderLabels(labels);
+    let family = this.#byName.get(name);
+    if (family) {
+      if (family.type !== type) throw new Error(`metrics: ${name} is a ${family.type}, not a ${type}`);
+      if (family.keys.includes(rendered.key)) throw new Error(`metrics: ${name}${rendered.text} registered twice`);
+      if (buckets && (buckets.length !== family.buckets!.length || buckets.some((b, i) => b !== family!.buckets![i]))) throw new Error(`metrics: ${name}: every series of a histogram has the same buckets`);
+    } else {
+      family = { name, help, type, buckets: buckets ? buckets.slice() : undefined, series: [], keys: [] };
+    }
+    if (this.#seriesCount >= this.#maxSeries) throw new Error(`metrics: more than ${this.#maxSeries} series`);
+    if (!this.#byName.has(name)) {
+      this.#byName.set(name, family);
+      this.#families.push(family);
+    }
+    const s: Series = { labels: rendered.text, value: 0, timestampMs: undefined, sum: 0, count: 0 };
+    family.series.push(s);
+    family.keys.push(rendered.key);
+    this.#seriesCount++;
+    return s;
+  }
+
+  #valueHandle(s: Series, monotonic: boolean): ValueHandle {
+    return {
+      get value() {
+        return s.value;
+      },
+      inc(n = 1) {
+        if (monotonic && !(n >= 0)) return;
+        s.value += n;
+      },
+      set(value: number, timestampMs?: number) {
+        s.value = value;
+        s.timestampMs = timestampMs;
+      },
+    };
+  }
+}
+
+/** The agent's own figures (the lead wires the values): names, help and label sets in one place. */
+export interface AgentMetrics {
+  leaseRenewals: ValueHandle;
+  failures: { auth: ValueHandle; network: ValueHandle; api: ValueHandle };
+  apiRequestDuration: HistogramHandle;
+  apiBytes: { sent: ValueHandle; received: ValueHandle };
+  tlsHandshakes: ValueHandle;
+  networkReconnects: ValueHandle;
+  heapBytes: { free: GaugeHandle; total: GaugeHandle };
+  uptimeSeconds: GaugeHandle;
+  clockOffsetSeconds: GaugeHandle;
+  watchEvents: ValueHandle;
+  http2Goaways: ValueHandle;
+}
+
+/** Registers the agent's series on registry (once per registry). */
+export function registerAgentMetrics(registry: MetricsRegistry): AgentMetrics {
+  const failures = "Failures of the agent's requests to the API server, by the kind of failure (the retry policy's kinds).";
+  const bytes = "Bytes exchanged with the API server, over every connection.";
+  const heap = "The agent's heap in bytes.";
+  return {
+    leaseRenewals: registry.counter("xs_kubelet_lease_renewals_total", "Lease renewals the API server accepted."),
+    failures: {
+      auth: registry.counter("xs_kubelet_failures_total", failures, { kind: "auth" }),
+      network: registry.counter("xs_kubelet_failures_total", failures, { kind: "network" }),
+      api: registry.counter("xs_kubelet_failures_total", failures, { kind: "api" }),
+    },
+    apiRequestDuration: registry.histogram("xs_kubelet_api_request_duration_seconds", "Duration of the agent's requests to the API server, in seconds.", DURATION_BUCKETS),
+    apiBytes: {
+      sent: registry.counter("xs_kubelet_api_bytes_total", bytes, { direction: "sent" }),
+      received: registry.counter("xs_kubelet_api_bytes_total", bytes, { direction: "received" }),
+    },
+    tlsHandshakes: registry.counter("xs_kubelet_tls_handshakes_total", "TLS handshakes with the API server (each costs the board about a second)."),
+    networkReconnects: registry.counter("xs_kubelet_network_reconnects_total", "Network reconnects (Wi-Fi drops, Ethernet link losses) since the host started."),
+    heapBytes: {
+      free: registry.gauge("xs_kubelet_heap_bytes", heap, { state: "free" }),
+      total: registry.gauge("xs_kubelet_heap_bytes", heap, { state: "total" }),
+    },
+    uptimeSeconds: registry.gauge("xs_kubelet_uptime_seconds", "Seconds since the agent started."),
+    clockOffsetSeconds: registry.gauge("xs_kubelet_clock_offset_seconds", "How far the last Date header moved the agent's wall clock, in seconds."),
+    watchEvents: registry.counter("xs_kubelet_watch_events_total", "Watch events received."),
+    http2Goaways: registry.counter("xs_kubelet_http2_goaways_total", "HTTP/2 GOAWAY frames received from the API server."),
+  };
+}
+
+/** What /metrics/resource reports: the node's CPU (core-seconds) and working set, and when they were read. */
+export interface ResourceReading {
+  cpuSeconds: number;
+  memoryWorkingSetBytes: number;
+  /** Milliseconds since the epoch (the agent's wall clock). */
+  timestampMs: number;
+}
+
+/**
+ * /metrics/resource as the kubelet writes its node part (pkg/kubelet/metrics/collectors/
+ * resource_metrics.go; STABLE metrics get the "[STABLE] " help prefix from component-base).
+ * metrics-server drops a node whose CPU, memory or timestamp is 0: the source must not report 0.
+ */
+export function resourceMetricsText(r: ResourceReading): string {
+  return (
+    familyHead("node_cpu_usage_seconds_total", "[STABLE] Cumulative cpu time consumed by the node in core-seconds", "counter") +
+    sampleLine("node_cpu_usage_seconds_total", "", r.cpuSeconds, r.timestampMs) +
+    familyHead("node_memory_working_set_bytes", "[STABLE] Current working set of the node in bytes", "gauge") +
+    sampleLine("node_memory_working_set_bytes", "", r.memoryWorkingSetBytes, r.timestampMs)
+  );
+}
