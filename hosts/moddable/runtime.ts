@@ -8,12 +8,17 @@ import type { HeapFigures, LogLevel, TimerId } from "../../modules/host";
 /** Milliseconds spent running the agent's callbacks: XS runs on one core, so this is its CPU time. */
 let busyMs = 0;
 
-/** Runs fn and counts the time it took as the agent's (timers, socket callbacks). */
+let depth = 0;
+
+/** Runs fn and counts the time it took as the agent's (timers, socket callbacks; nested calls once). */
 export function busy<T>(fn: () => T): T {
+  if (depth > 0) return fn();
   const start = Time.ticks;
+  depth++;
   try {
     return fn();
   } finally {
+    depth--;
     const took = Time.ticks - start;
     if (took > 0) busyMs += took;
   }

@@ -1,28 +1,27 @@
-// Host.connect over the SDK's ECMA-419 sockets: `embedded:io/socket/tcp/tls` (verified TLS 1.2)
-// or plain `embedded:io/socket/tcp`. Writes are queued and sent as the socket reports room;
-// onClose is reported exactly once, never after the agent closed the socket itself.
+// Host.connect over the SDK's ECMA-419 TCP socket (`embedded:io/socket/tcp`), bare or carrying
+// verified TLS 1.2 through the project's own client stream (./tls-stream: the SDK's `ssl/session`
+// engine driven without `embedded:io/socket/tcp/tls`, which dropped the application data that came
+// with the server's Finished — kube-apiserver's HTTP/2 SETTINGS — and re-read leftover records from
+// a Timer where a throw aborted XS). Writes are queued and sent as the socket reports room; onClose
+// is reported exactly once, never after the agent closed the socket itself.
 //
 // Exceptions: the SDK calls socket callbacks from C inside xsBeginHost, where a throw aborts the
-// whole program (the simulator quits, the board resets). The TLS handshake — certificate checks
-// included — runs inside the TCP socket's onReadable, so the TLS socket is given a TCP class whose
-// callbacks are wrapped in try/catch: a failed handshake becomes onClose("…"), not an abort.
-// Not covered: the TLS socket re-reads leftover records from its own Timer (tlssocket.js read()),
-// and a throw there (a corrupt record after the handshake) still aborts.
+// whole program (the simulator quits, the board resets). Every callback here runs inside
+// try/catch, and the TLS stream guards its own TCP callbacks the same way: a failed handshake
+// (certificate checks included) or a bad record becomes onClose("TLS: …"), not an abort.
 import TCP from "embedded:io/socket/tcp";
-import TLSSocket from "embedded:io/socket/tcp/tls";
 import Resolver from "embedded:network/dns/resolver/udp";
 import UDP from "embedded:io/socket/udp";
 import Timer from "timer";
+import { busy } from "./runtime";
+import TLSStream from "./tls-stream";
 import type { ConnectTarget, HostSocket, LogLevel, SocketEvents } from "../../modules/host";
 
-/** What both socket kinds offer once connected. */
+/** What both socket kinds offer once connected: write returns the room left. */
 interface RawSocket {
-  read(count?: number): ArrayBuffer | number | undefined;
   write(bytes: Uint8Array): number | void;
   close(): void;
 }
-
-type Callback = (...args: any[]) => void;
 
 export interface TransportOptions {
   /** DNS servers for names that are not IPv4 literals (empty: names cannot be resolved). */
@@ -31,36 +30,11 @@ export interface TransportOptions {
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-// Below the TLS record limit (16384) with room for the record overhead.
+// Bytes per write call; the TLS stream splits them into records itself.
 const MAX_WRITE = 8192;
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message || e.name : String(e);
-}
-
-/**
- * A TCP class for the TLS socket's `TCP.io` whose callbacks cannot throw into C: an exception
- * goes to options.onFault instead. Constructing it returns the real TCP socket.
- */
-function GuardedTCP(this: unknown, options: Record<string, unknown>) {
-  const fault = options.onFault as (e: unknown) => void;
-  const guard = (fn: unknown): Callback | undefined => {
-    if (typeof fn !== "function") return undefined;
-    return function (this: unknown, ...args: unknown[]) {
-      try {
-        (fn as Callback).apply(this, args);
-      } catch (e) {
-        fault(e);
-      }
-    };
-  };
-  const { onFault: _ignored, TCP: _tcp, secure: _secure, ...rest } = options;
-  return new TCP({
-    ...(rest as any),
-    onReadable: guard(options.onReadable),
-    onWritable: guard(options.onWritable),
-    onError: guard(options.onError),
-  });
 }
 
 export function createConnector(options: TransportOptions): (target: ConnectTarget, events: SocketEvents) => HostSocket {
@@ -116,26 +90,29 @@ export function createConnector(options: TransportOptions): (target: ConnectTarg
       }
     };
 
-    const onWritable = (count: number) => {
-      if (finished) return;
+    const established = (count: number) => {
+      if (finished || connected) return;
+      connected = true;
       writable = count;
-      if (!connected) {
-        connected = true;
-        events.onConnect();
-      }
+      events.onConnect();
       flush();
     };
 
-    const onReadable = (count: number) => {
-      if (finished || !socket) return;
-      const data = socket.read(count);
-      if (data instanceof ArrayBuffer && data.byteLength) events.onData(new Uint8Array(data));
+    const onWritable = (count: number) => {
+      if (finished) return;
+      if (!connected) return established(count); // plain TCP: the first room is the connection
+      writable = count;
+      flush();
+    };
+
+    const onData = (bytes: Uint8Array) => {
+      if (!finished && bytes.byteLength) events.onData(bytes);
     };
 
     // Every callback runs from C: nothing may escape.
     const safely = (what: string, fn: () => void) => {
       try {
-        fn();
+        busy(fn);
       } catch (e) {
         end(`${what}: ${message(e)}`);
       }
@@ -143,33 +120,42 @@ export function createConnector(options: TransportOptions): (target: ConnectTarg
 
     const open = (address: string) => {
       if (finished) return;
-      const callbacks = {
-        onReadable: (count: number) => safely("read", () => onReadable(count)),
-        onWritable: (count: number) => safely("write", () => onWritable(count)),
-        onError: () => end(connected ? "connection closed" : "connection failed"),
-      };
       const tls = target.tls;
       if (tls) {
-        const secure: Record<string, unknown> = { serverName: tls.serverName, verify: tls.verify };
-        if (tls.ca) secure.certificate = copy(tls.ca);
-        if (tls.clientCertificate) secure.clientCertificates = [copy(tls.clientCertificate)];
-        if (tls.clientKey) secure.clientKey = copy(tls.clientKey);
-        // ALPN goes into the ClientHello; the SDK's ServerHello parser does not read the server's
-        // choice back, so onConnect() reports none and the core tells h2 from HTTP/1.1 by the
-        // server's first bytes (a SETTINGS frame, or "HTTP/").
-        if (target.alpn) secure.applicationLayerProtocolNegotiation = target.alpn.slice();
-        // The TLS socket checks the CA's dates in its constructor: that throw is caught by open's caller.
-        socket = new TLSSocket({
-          TCP: { io: GuardedTCP as any },
-          onFault: (e: unknown) => end(tlsError(e)),
+        // The session checks the CA in the stream's constructor: that throw is caught by open's caller.
+        socket = new TLSStream({
           address,
-          host: tls.serverName,
           port: target.port,
-          secure,
-          ...callbacks,
-        }) as RawSocket;
+          serverName: tls.serverName,
+          verify: tls.verify,
+          certificate: tls.ca ? copy(tls.ca) : undefined,
+          clientCertificates: tls.clientCertificate ? [copy(tls.clientCertificate)] : undefined,
+          clientKey: tls.clientKey ? copy(tls.clientKey) : undefined,
+          // ALPN goes into the ClientHello; the SDK's ServerHello parser does not read the server's
+          // choice back, so onConnect() reports none and the core tells h2 from HTTP/1.1 by the
+          // server's first bytes (a SETTINGS frame, or "HTTP/").
+          applicationLayerProtocolNegotiation: target.alpn?.slice(),
+          onConnect: (count: number) => safely("connect", () => established(count)),
+          onData: (bytes: Uint8Array) => safely("read", () => onData(bytes)),
+          onWritable: (count: number) => safely("write", () => onWritable(count)),
+          onError: (e?: unknown) => end(e === undefined ? (connected ? "connection closed" : "connection failed") : tlsError(e)),
+        });
       } else {
-        socket = new TCP({ address, port: target.port, nodelay: true, format: "buffer", ...callbacks }) as unknown as RawSocket;
+        const tcp: TCP = new TCP({
+          address,
+          port: target.port,
+          nodelay: true,
+          format: "buffer",
+          onReadable: (count: number) =>
+            safely("read", () => {
+              if (finished || socket !== (tcp as unknown)) return;
+              const data = tcp.read(count);
+              if (data instanceof ArrayBuffer) onData(new Uint8Array(data));
+            }),
+          onWritable: (count: number) => safely("write", () => onWritable(count)),
+          onError: () => end(connected ? "connection closed" : "connection failed"),
+        });
+        socket = tcp as unknown as RawSocket;
       }
     };
 
