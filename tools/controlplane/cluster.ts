@@ -1,5 +1,5 @@
 // `npm run cluster`: a local, real Kubernetes control plane until Ctrl-C.
-//   npm run cluster -- [--grace SECONDS] [--node NAME]... [--bind ADDRESS] [--san HOST]...
+//   npm run cluster -- [--grace SECONDS] [--node NAME]... [--bind ADDRESS] [--san HOST]... [--metrics-server]
 import { parseArgs } from "node:util";
 import { startControlPlane } from "./launcher";
 
@@ -9,15 +9,18 @@ const { values } = parseArgs({
     node: { type: "string", multiple: true },
     bind: { type: "string" },
     san: { type: "string", multiple: true },
+    "metrics-server": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
-  console.log(`usage: npm run cluster -- [--grace SECONDS] [--node NAME]... [--bind ADDRESS] [--san HOST]...
+  console.log(`usage: npm run cluster -- [--grace SECONDS] [--node NAME]... [--bind ADDRESS] [--san HOST]... [--metrics-server]
   --grace   node-monitor-grace-period of the node lifecycle controller (default 50, as upstream)
   --node    mint a static system:node:<NAME> token for this node name (repeatable; default xs-node-1)
   --bind    address the API server listens on (default 127.0.0.1; a LAN address lets a board reach it)
-  --san     extra name or IP in the serving certificate (repeatable)`);
+  --san     extra name or IP in the serving certificate (repeatable)
+  --metrics-server  also run metrics-server behind the APIService v1beta1.metrics.k8s.io (kubectl top node;
+            built on first use, a few minutes)`);
   process.exit(0);
 }
 const grace = values.grace === undefined ? undefined : Number(values.grace);
@@ -27,7 +30,7 @@ if (grace !== undefined && !(Number.isInteger(grace) && grace > 2)) {
 }
 
 const nodes = values.node ?? ["xs-node-1"];
-const cp = await startControlPlane({ nodes, nodeMonitorGracePeriodSeconds: grace, bindAddress: values.bind, extraSANs: values.san });
+const cp = await startControlPlane({ nodes, nodeMonitorGracePeriodSeconds: grace, bindAddress: values.bind, extraSANs: values.san, metricsServer: values["metrics-server"] });
 let stopping = false;
 const shutdown = async (signal: string) => {
   if (stopping) return;

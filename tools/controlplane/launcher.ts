@@ -1,16 +1,20 @@
 // Starts a real, throw-away Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (Node + RBAC
 // authorization, NodeRestriction), kube-controller-manager (node lifecycle, service accounts, CSR
-// signing/approval, garbage collection, …) and kube-scheduler, each on a free port in a temp dir.
+// signing/approval, garbage collection, …) and kube-scheduler, each on a free port in a temp dir;
+// metrics-server behind the aggregation layer on request. kube-apiserver reaches kubelets the way
+// kubeadm and k3s clusters do: verifying their serving certificates against the cluster CA, with a
+// client certificate of its own, preferring InternalIP.
 // Every process it starts dies with it: on stop(), on exit, on Ctrl-C, and even on SIGKILL (tether).
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { request as httpsRequest } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { networkInterfaces, tmpdir } from "node:os";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { dirname, join } from "node:path";
 import { renderNodeRbac } from "../../deploy/render";
-import { ensureBuilt, type Built, type BinaryName } from "./build";
+import { BUILDS_IN_USE_FILE, CONTROL_PLANE_DIR_PREFIX, ensureBuilt, type Built, type BinaryName } from "./build";
 
 export interface ControlPlaneOptions {
   /** Node names that get a static bearer token (system:node:<name>, group system:nodes). */
@@ -25,6 +29,37 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
   /** Keep the temp dir after stop (logs, PKI) for post-mortems. */
   keepDir?: boolean;
+  /**
+   * Also start metrics-server (built on first use) behind the APIService v1beta1.metrics.k8s.io, so
+   * `kubectl top node` works for nodes that serve /metrics/resource. Same as startMetricsServer().
+   */
+  metricsServer?: boolean;
+}
+
+export interface MetricsServerOptions {
+  /** Scrape only the nodes this label selector matches (metrics-server --node-selector); all nodes by default. */
+  nodeSelector?: string;
+}
+
+export interface MetricsServer {
+  /** Where metrics-server serves, as its Endpoints say: https://<address>:<port>. */
+  url: string;
+  /** A non-loopback address of this machine (Endpoints may not hold a loopback one). */
+  address: string;
+  port: number;
+  version: string;
+  nodeSelector?: string;
+  /** The kubeconfig it runs with: the ServiceAccount kube-system/metrics-server, upstream's RBAC. */
+  kubeconfig: string;
+  logFile: string;
+}
+
+export interface ServingCertificate {
+  /** DER */
+  certificate: Uint8Array;
+  /** PKCS#8 DER (RSA-2048) */
+  key: Uint8Array;
+  csrName: string;
 }
 
 export interface NodeCredentials {
@@ -55,8 +90,22 @@ export interface ControlPlane {
   serviceAccountToken(name: string, durationSeconds?: number): Promise<string>;
   /** Runs the built kubectl against this cluster as admin; resolves with stdout. */
   kubectl(args: string[], options?: { input?: string; token?: string }): Promise<string>;
-  /** Path of a built binary (kubectl, …). */
+  /** Path of a built binary (kubectl, …; metrics-server and promparse once startMetricsServer or ensureBuilt(…, ["metrics"]) built them). */
   bin(name: BinaryName): string;
+  /**
+   * A kubelet serving certificate for node `name` through the CSR API (signer
+   * kubernetes.io/kubelet-serving), requested and approved as admin: RSA-2048, CN=system:node:<name>,
+   * O=system:nodes, the addresses (IPs and DNS names) as SANs, signed by the cluster CA — what
+   * kube-apiserver (--kubelet-certificate-authority) and metrics-server verify.
+   */
+  nodeServingCertificate(name: string, addresses: string[]): Promise<ServingCertificate>;
+  /**
+   * Starts metrics-server (idempotent; building it first if needed) and waits until the APIService
+   * v1beta1.metrics.k8s.io is Available. Rejects when this machine has no non-loopback address.
+   */
+  startMetricsServer(options?: MetricsServerOptions): Promise<MetricsServer>;
+  /** Removes the APIService (so discovery stays whole) and stops metrics-server. Idempotent. */
+  stopMetricsServer(): Promise<void>;
   /** Stops every process, waits for them to exit, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
   /**
@@ -66,7 +115,7 @@ export interface ControlPlane {
   restartApiServer(downMs?: number): Promise<void>;
 }
 
-const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"] as const;
+const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "metrics-server"] as const;
 
 const CONTROLLERS = [
   "node-lifecycle-controller",
@@ -96,7 +145,7 @@ function installExitHook(): void {
   });
 }
 
-const DIR_PREFIX = "xs-kubelet-cp-";
+const DIR_PREFIX = CONTROL_PLANE_DIR_PREFIX;
 
 /** Removes temp dirs of control planes whose launcher died without cleaning up (e.g. SIGKILL). */
 function sweepAbandonedDirs(): void {
@@ -110,6 +159,17 @@ function sweepAbandonedDirs(): void {
       if ((err as NodeJS.ErrnoException).code !== "EPERM") rmSync(dir, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * An address of this machine that an Endpoints object may hold (not loopback, link-local or
+ * unspecified): kube-apiserver's aggregator dials it to reach metrics-server. IPv4 first.
+ */
+export function endpointAddress(): string | undefined {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((a) => !a.internal);
+  const v4 = all.find((a) => a.family === "IPv4" && !a.address.startsWith("169.254.") && !a.address.startsWith("127."));
+  const v6 = all.find((a) => a.family === "IPv6" && !/^fe[89ab]/i.test(a.address) && a.address !== "::1" && !a.address.startsWith("::ffff:"));
+  return v4?.address ?? v6?.address;
 }
 
 export async function freePort(host = "127.0.0.1"): Promise<number> {
@@ -161,9 +221,11 @@ current-context: xs-kubelet-local
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function httpsStatus(url: string, ca: string | undefined, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+/** GET url; with ca, the server must present a certificate of that CA for the URL's host, or for serverName when given. */
+function httpsStatus(url: string, ca: string | undefined, timeoutMs = 2000, serverName?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ca, rejectUnauthorized: ca !== undefined, timeout: timeoutMs }, (res) => {
+    const identity = serverName ? { servername: serverName, checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(serverName, cert) } : {};
+    const req = httpsRequest(url, { ca, rejectUnauthorized: ca !== undefined, timeout: timeoutMs, ...identity }, (res) => {
       let body = "";
       res.on("data", (d: Buffer) => (body += d.toString()));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -190,11 +252,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   sweepAbandonedDirs();
   const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
   writeFileSync(join(dir, "owner.pid"), String(process.pid));
+  // So that a rebuild in another process does not delete the binaries this control plane runs.
+  writeFileSync(join(dir, BUILDS_IN_USE_FILE), `${built.binDir}\n`);
   const pki = join(dir, "pki");
   const logs = join(dir, "logs");
   mkdirSync(logs);
   const host = options.bindAddress ?? "127.0.0.1";
-  const started: { name: string; child: ChildProcess; logFile: string }[] = [];
+  // optional: a component whose death does not fail the control plane (metrics-server).
+  const started: { name: string; child: ChildProcess; logFile: string; optional?: boolean }[] = [];
   let stopping: Promise<void> | undefined;
 
   const stop = (): Promise<void> => {
@@ -214,11 +279,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     return stopping;
   };
 
-  const startComponent = (name: (typeof COMPONENTS)[number], args: string[]): ChildProcess => {
+  const startComponent = (name: (typeof COMPONENTS)[number], args: string[], optional = false, binary = built.bin(name)): ChildProcess => {
     const logFile = join(logs, `${name}.log`);
     const out = createWriteStream(logFile);
     // tether makes the component die with this process even when this process is SIGKILLed.
-    const child = spawn(built.bin("tether"), [built.bin(name), ...args], {
+    const child = spawn(built.bin("tether"), [binary, ...args], {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
       // Own process group: a terminal's Ctrl-C reaches the launcher, which stops the components
@@ -229,12 +294,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     child.stderr!.pipe(out);
     live.add(child);
     child.once("exit", () => live.delete(child));
-    started.push({ name, child, logFile });
+    started.push({ name, child, logFile, optional });
     return child;
   };
 
+  const isDead = (s: { child: ChildProcess }) => s.child.exitCode !== null || s.child.signalCode !== null;
   const fail = async (what: string): Promise<never> => {
-    const dead = started.find((s) => s.child.exitCode !== null || s.child.signalCode !== null);
+    const dead = started.find((s) => !s.optional && isDead(s));
     const detail = dead
       ? `${dead.name} exited (${dead.child.signalCode ?? `code ${dead.child.exitCode}`}); last lines of its log:\n${tail(dead.logFile)}`
       : `logs in ${logs}`;
@@ -248,7 +314,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const waitFor = async (what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (started.some((s) => s.child.exitCode !== null || s.child.signalCode !== null)) return fail(`${what} never happened`);
+      if (started.some((s) => !s.optional && isDead(s))) return fail(`${what} never happened`);
       try {
         if (await probe()) return;
       } catch {
@@ -307,6 +373,23 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--tls-private-key-file=${join(pki, "apiserver.key")}`,
       `--client-ca-file=${caFile}`,
       `--token-auth-file=${tokenFile}`,
+      // Towards kubelets (logs, exec, nodes/<n>/proxy) as kubeadm and k3s set it up: verify the
+      // node's serving certificate (kubernetes.io/kubelet-serving, signed with this CA) and present
+      // a system:masters client certificate; InternalIP first, as k3s orders it.
+      `--kubelet-certificate-authority=${caFile}`,
+      `--kubelet-client-certificate=${join(pki, "apiserver-kubelet-client.crt")}`,
+      `--kubelet-client-key=${join(pki, "apiserver-kubelet-client.key")}`,
+      "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+      // The aggregation layer (metrics-server's APIService), as kubeadm configures it, plus endpoint
+      // routing: there is no kube-proxy to carry a ClusterIP.
+      `--requestheader-client-ca-file=${join(pki, "front-proxy-ca.crt")}`,
+      "--requestheader-allowed-names=front-proxy-client",
+      "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+      "--requestheader-group-headers=X-Remote-Group",
+      "--requestheader-username-headers=X-Remote-User",
+      `--proxy-client-cert-file=${join(pki, "front-proxy-client.crt")}`,
+      `--proxy-client-key-file=${join(pki, "front-proxy-client.key")}`,
+      "--enable-aggregator-routing=true",
       "--authorization-mode=Node,RBAC",
       "--enable-admission-plugins=NodeRestriction",
       `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
@@ -374,6 +457,107 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     const caPem = readFileSync(caFile, "utf8");
     const caDer = new Uint8Array(readFileSync(join(pki, "ca.der")));
+
+    let metricsServer: Promise<MetricsServer> | undefined;
+    const stopMetricsServer = async (): Promise<void> => {
+      const running = metricsServer;
+      metricsServer = undefined;
+      if (!running) return;
+      await running.catch(() => undefined);
+      // The APIService first: an unavailable aggregated API stalls namespace deletion and the
+      // garbage collector's discovery.
+      await kubectl(["delete", "apiservice", "v1beta1.metrics.k8s.io", "--ignore-not-found"]).catch(() => undefined);
+      await kubectl(["delete", "-n", "kube-system", "service/metrics-server", "endpoints/metrics-server", "--ignore-not-found"]).catch(() => undefined);
+      const i = started.findIndex((s) => s.name === "metrics-server");
+      if (i < 0) return;
+      const [{ child }] = started.splice(i, 1);
+      if (isDead({ child })) return;
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      live.delete(child);
+    };
+    const launchMetricsServer = async (opts: MetricsServerOptions): Promise<MetricsServer> => {
+      const address = endpointAddress();
+      if (!address) {
+        throw new Error("control plane: metrics-server needs a non-loopback address of this machine for its Endpoints (the API rejects loopback, link-local and unspecified endpoint IPs), and none was found");
+      }
+      const metricsBuilt = await ensureBuilt(log, ["metrics"]);
+      appendFileSync(join(dir, BUILDS_IN_USE_FILE), `${dirname(metricsBuilt.bin("metrics-server"))}\n`);
+      const port = await freePort(address);
+      const manifest = readFileSync(new URL("./metrics/metrics-server.yaml", import.meta.url), "utf8")
+        .replaceAll("ENDPOINT_IP", address)
+        .replaceAll("ENDPOINT_PORT", String(port))
+        .replaceAll("CA_BUNDLE", Buffer.from(caPem).toString("base64"));
+      const docs = manifest.split(/^---$/m);
+      const apiService = docs.filter((d) => /^kind: APIService$/m.test(d));
+      // RBAC, ServiceAccount, Service and Endpoints now; the APIService once metrics-server answers.
+      await kubectl(["apply", "-f", "-"], { input: docs.filter((d) => !apiService.includes(d)).join("---") });
+      const token = (await kubectl(["create", "token", "metrics-server", "-n", "kube-system", "--duration=8760h"])).trim();
+      const msKubeconfig = join(dir, "metrics-server.kubeconfig");
+      writeFileSync(msKubeconfig, kubeconfigYaml(server, caFile, { token }), { mode: 0o600 });
+      log(`[controlplane] starting metrics-server ${metricsBuilt.metricsServerVersion} at https://${address.includes(":") ? `[${address}]` : address}:${port}`);
+      const child = startComponent(
+        "metrics-server",
+        [
+          `--secure-port=${port}`,
+          `--bind-address=${address}`,
+          `--tls-cert-file=${join(pki, "metrics-server.crt")}`,
+          `--tls-private-key-file=${join(pki, "metrics-server.key")}`,
+          `--cert-dir=${join(dir, "metrics-server-certs")}`,
+          `--kubeconfig=${msKubeconfig}`,
+          `--authentication-kubeconfig=${msKubeconfig}`,
+          `--authorization-kubeconfig=${msKubeconfig}`,
+          "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+          "--kubelet-use-node-status-port", // the node's daemonEndpoints port, as upstream's manifest says
+          `--kubelet-certificate-authority=${caFile}`,
+          "--kubelet-request-timeout=5s",
+          "--metric-resolution=10s",
+          ...(opts.nodeSelector ? [`--node-selector=${opts.nodeSelector}`] : []),
+          "--v=1",
+        ],
+        true,
+        metricsBuilt.bin("metrics-server"),
+      );
+      const entry = started.find((s) => s.child === child)!;
+      const url = `https://${address.includes(":") ? `[${address}]` : address}:${port}`;
+      const waitMs = async (what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> => {
+        for (const deadline = Date.now() + timeoutMs; ; await sleep(250)) {
+          if (isDead(entry)) throw new Error(`control plane: metrics-server exited (${child.signalCode ?? `code ${child.exitCode}`}) before ${what}; last lines of its log:\n${tail(entry.logFile)}`);
+          if (await probe().catch(() => false)) return;
+          if (Date.now() > deadline) throw new Error(`control plane: timed out after ${timeoutMs / 1000}s waiting for ${what}; last lines of metrics-server's log:\n${tail(entry.logFile)}`);
+        }
+      };
+      // As the aggregator checks it: the cluster CA, the name metrics-server.kube-system.svc.
+      await waitMs("metrics-server /livez", 60_000, async () => (await httpsStatus(`${url}/livez`, caPem, 2000, "metrics-server.kube-system.svc")).status === 200);
+      await kubectl(["apply", "-f", "-"], { input: apiService.join("---") });
+      await waitMs("APIService v1beta1.metrics.k8s.io Available", 60_000, async () => {
+        const status = await kubectl(["get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "jsonpath={.status.conditions[?(@.type==\"Available\")].status}"]);
+        return status.trim() === "True";
+      });
+      log(`[controlplane] metrics-server ready: APIService v1beta1.metrics.k8s.io is Available`);
+      return { url, address, port, version: metricsBuilt.metricsServerVersion, nodeSelector: opts.nodeSelector, kubeconfig: msKubeconfig, logFile: entry.logFile };
+    };
+    const startMetricsServer = async (opts: MetricsServerOptions = {}): Promise<MetricsServer> => {
+      if (metricsServer) {
+        const running = await metricsServer;
+        if ((running.nodeSelector ?? "") !== (opts.nodeSelector ?? "")) {
+          throw new Error(`control plane: metrics-server already runs with node selector "${running.nodeSelector ?? ""}"; stopMetricsServer() first`);
+        }
+        return running;
+      }
+      const starting = launchMetricsServer(opts);
+      metricsServer = starting;
+      try {
+        return await starting;
+      } catch (err) {
+        await stopMetricsServer().catch(() => undefined);
+        throw err;
+      }
+    };
+    if (options.metricsServer) await startMetricsServer();
     log(`[controlplane] ready at ${server}`);
 
     return {
@@ -389,6 +573,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       bin: built.bin,
       kubectl,
       stop,
+      startMetricsServer,
+      stopMetricsServer,
+      async nodeServingCertificate(name: string, addresses: string[]): Promise<ServingCertificate> {
+        const [{ nodeServingCertificate }, { fromKubeconfig }] = await Promise.all([import("../provision/provision"), import("../kube/connection")]);
+        const { certificate, key, csrName } = await nodeServingCertificate(fromKubeconfig(kubeconfig), name, { addresses });
+        return { certificate, key, csrName };
+      },
       async restartApiServer(downMs = 0): Promise<void> {
         const i = started.findIndex((s) => s.name === "kube-apiserver");
         const { child } = started[i];

@@ -8,11 +8,15 @@
 //                     real kubelet. RSA because the board's TLS stack can only sign with RSA keys.
 //   --token           a ServiceAccount xs-kubelet/<name> bound to the least-privilege roles in
 //                     deploy/, and a token for it from the TokenRequest API.
+//   --serving         also (with either) an RSA kubelet serving certificate for the node's kubelet
+//                     API, SANs from --serving-address, through the CSR API (signer
+//                     kubernetes.io/kubelet-serving), approved here.
 // Output (default provisioned/<name>/, git-ignored; it holds secrets):
 //   modpreferences.json   preferences for the simulator (copy to /tmp/modpreferences.json)
 //   nvs.csv + *.der       an NVS partition description for the board (see README.txt there)
 import "reflect-metadata";
-import { generateKeyPairSync, webcrypto, X509Certificate } from "node:crypto";
+import { generateKeyPairSync, randomBytes, webcrypto, X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -78,16 +82,31 @@ export interface IssuedCertificate {
   csrName: string;
 }
 
-/** An RSA key and a certificate for system:node:<name> from the CSR API, approved by the caller. */
-export async function nodeClientCertificate(api: Api, node: string, log: (l: string) => void = () => undefined): Promise<IssuedCertificate> {
+interface CsrSpec {
+  /** Name prefix of the CertificateSigningRequest object. */
+  prefix: string;
+  signerName: string;
+  usages: string[];
+  extensions?: x509.Extension[];
+}
+
+/**
+ * The CSR flow both certificates share: an RSA-2048 key (the board's TLS stack signs only with RSA),
+ * a PKCS#10 request for system:node:<name> in system:nodes, a CertificateSigningRequest submitted and
+ * approved as the caller (an admin), and the certificate the controller-manager's signer issues.
+ */
+async function issueThroughCsr(api: Api, node: string, spec: CsrSpec, log: (l: string) => void): Promise<IssuedCertificate> {
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const alg = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
   const keys = {
     privateKey: await webcrypto.subtle.importKey("pkcs8", privateKey.export({ type: "pkcs8", format: "der" }), alg, true, ["sign"]),
     publicKey: await webcrypto.subtle.importKey("spki", publicKey.export({ type: "spki", format: "der" }), alg, true, ["verify"]),
   };
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=system:node:${node}, O=system:nodes`, keys, signingAlgorithm: alg }, webcrypto as any);
-  const csrName = `xs-kubelet-${node}-${Date.now().toString(36)}`;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    { name: `CN=system:node:${node}, O=system:nodes`, keys, signingAlgorithm: alg, extensions: spec.extensions },
+    webcrypto as any,
+  );
+  const csrName = `${spec.prefix}-${node}-${Date.now().toString(36)}${randomBytes(2).toString("hex")}`;
   must(
     await api.call("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", {
       apiVersion: "certificates.k8s.io/v1",
@@ -95,24 +114,35 @@ export async function nodeClientCertificate(api: Api, node: string, log: (l: str
       metadata: { name: csrName, labels: { "app.kubernetes.io/managed-by": "xs-kubelet-provision" } },
       spec: {
         request: Buffer.from(csr.toString("pem")).toString("base64"),
-        signerName: "kubernetes.io/kube-apiserver-client-kubelet",
-        usages: ["digital signature", "key encipherment", "client auth"],
+        signerName: spec.signerName,
+        usages: spec.usages,
         expirationSeconds: 365 * 24 * 3600,
       },
     }),
     "creating the CertificateSigningRequest",
   );
-  log(`CSR ${csrName} created; approving it`);
-  const current = must(await api.call("GET", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}`), "reading the CSR");
-  current.status = {
-    conditions: [{ type: "Approved", status: "True", reason: "XsKubeletProvision", message: `approved by npm run provision for node ${node}` }],
-  };
-  must(await api.call("PUT", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}/approval`, current), "approving the CSR");
+  log(`CSR ${csrName} (${spec.signerName}) created; approving it`);
+  // kube-controller-manager's CSR approver may approve a node client CSR of an admin at the same
+  // moment (it auto-approves kube-apiserver-client-kubelet requests of identities allowed to
+  // create certificatesigningrequests/nodeclient): a 409 means read again, and an approval there is as good.
+  for (let attempt = 1; ; attempt++) {
+    const current = must(await api.call("GET", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}`), "reading the CSR");
+    const conditions: any[] = current.status?.conditions ?? [];
+    if (conditions.some((c) => c.type === "Approved" && c.status === "True")) break;
+    current.status = {
+      ...current.status,
+      conditions: [...conditions, { type: "Approved", status: "True", reason: "XsKubeletProvision", message: `approved by npm run provision for node ${node}` }],
+    };
+    const res = await api.call("PUT", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}/approval`, current);
+    if (res.status === 409 && attempt < 5) continue;
+    must(res, "approving the CSR");
+    break;
+  }
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const got = must(await api.call("GET", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${csrName}`), "reading the CSR");
     const failed = (got.status?.conditions ?? []).find((c: any) => c.type === "Failed" || c.type === "Denied");
-    if (failed) throw new Error(`CSR ${csrName} ${failed.type}: ${failed.message}`);
+    if (failed) throw new Error(`CSR ${csrName} ${failed.type}: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim());
     if (got.status?.certificate) {
       const pem = Buffer.from(got.status.certificate, "base64").toString("latin1");
       const cert = new X509Certificate(pem);
@@ -123,6 +153,43 @@ export async function nodeClientCertificate(api: Api, node: string, log: (l: str
   throw new Error(`CSR ${csrName} was approved but not signed within 60 s: is the cluster's CSR signing controller running (kube-controller-manager --cluster-signing-cert-file)?`);
 }
 
+/** An RSA key and a certificate for system:node:<name> from the CSR API, approved by the caller. */
+export async function nodeClientCertificate(api: Api, node: string, log: (l: string) => void = () => undefined): Promise<IssuedCertificate> {
+  return issueThroughCsr(api, node, { prefix: "xs-kubelet", signerName: "kubernetes.io/kube-apiserver-client-kubelet", usages: ["digital signature", "key encipherment", "client auth"] }, log);
+}
+
+/**
+ * A kubelet serving certificate for the node's kubelet API (what kube-apiserver
+ * --kubelet-certificate-authority and metrics-server verify): an RSA key and a certificate for
+ * system:node:<name> (O=system:nodes) with the addresses as SANs — IPs as IP SANs, names as DNS SANs
+ * — from the signer kubernetes.io/kubelet-serving (the controller-manager signs it with the cluster
+ * CA), requested and approved as the admin of conn. Nobody approves these automatically: on a real
+ * cluster an admin (or an approver like kubelet-csr-approver) must, as here.
+ */
+export async function nodeServingCertificate(
+  conn: ClusterConnection | Api,
+  node: string,
+  options: { addresses: string[]; log?: (l: string) => void },
+): Promise<IssuedCertificate> {
+  const problem = nodeNameProblem(node);
+  if (problem) throw new Error(problem);
+  const addresses = [...new Set(options.addresses.map((a) => a.trim().replace(/^\[|\]$/g, "")).filter(Boolean))];
+  if (!addresses.length) throw new Error("a kubelet serving certificate needs at least one address (an IP or a DNS name) for its SANs");
+  const names = addresses.map((value): x509.JsonGeneralName => ({ type: isIP(value) ? "ip" : "dns", value }));
+  const api = "call" in conn ? conn : adminApi(conn);
+  return issueThroughCsr(
+    api,
+    node,
+    {
+      prefix: "xs-kubelet-serving",
+      signerName: "kubernetes.io/kubelet-serving",
+      usages: ["digital signature", "key encipherment", "server auth"],
+      extensions: [new x509.SubjectAlternativeNameExtension(names)],
+    },
+    options.log ?? (() => undefined),
+  );
+}
+
 export interface Provisioned {
   node: string;
   host: string;
@@ -131,6 +198,8 @@ export interface Provisioned {
   ca: Uint8Array;
   token?: string;
   certificate?: IssuedCertificate;
+  /** The kubelet serving certificate (nodeServingCertificate). */
+  serving?: IssuedCertificate;
   wifi?: { ssid: string; password?: string };
 }
 
@@ -142,6 +211,10 @@ export function simulatorPreferences(p: Provisioned): Record<string, Record<stri
   if (p.certificate) {
     prefs.clientCert = buffer(p.certificate.certificate);
     prefs.clientKey = buffer(p.certificate.key);
+  }
+  if (p.serving) {
+    prefs.servingCert = buffer(p.serving.certificate);
+    prefs.servingKey = buffer(p.serving.key);
   }
   if (p.wifi) {
     prefs.wifiSsid = p.wifi.ssid;
@@ -155,6 +228,7 @@ export function nvsCsv(p: Provisioned): string {
   const rows = ["key,type,encoding,value", `${PREF_DOMAIN},namespace,,`, `node,data,string,${p.node}`, `server,data,string,${p.host}`, `port,data,i32,${p.port}`, `serverName,data,string,${p.serverName}`, "ca,file,binary,ca.der"];
   if (p.token) rows.push(`token,data,string,${p.token}`);
   if (p.certificate) rows.push("clientCert,file,binary,client.der", "clientKey,file,binary,client-key.der");
+  if (p.serving) rows.push("servingCert,file,binary,serving.der", "servingKey,file,binary,serving-key.der");
   if (p.wifi) {
     rows.push(`wifiSsid,data,string,${p.wifi.ssid}`);
     if (p.wifi.password) rows.push(`wifiPass,data,string,${p.wifi.password}`);
@@ -186,6 +260,10 @@ Board (ESP32-S3, ESP-IDF installed as Moddable's ESP32 guide says; the default N
     files["client.der"] = p.certificate.certificate;
     files["client-key.der"] = p.certificate.key;
   }
+  if (p.serving) {
+    files["serving.der"] = p.serving.certificate;
+    files["serving-key.der"] = p.serving.key;
+  }
   for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data, { mode: 0o600 });
   return Object.keys(files);
 }
@@ -194,6 +272,10 @@ const USAGE = `usage: npm run provision -- --kubeconfig FILE --node NAME [--cert
   --cert                   RSA client certificate for system:node:NAME via the CSR API (default)
   --token                  ServiceAccount token bound to deploy/'s least-privilege roles
   --token-days N           token lifetime (default 365)
+  --serving                also a kubelet serving certificate (signer kubernetes.io/kubelet-serving) for
+                           the node's kubelet API; needs --serving-address
+  --serving-address ADDR   an IP or DNS name the API server and metrics-server reach the board at
+                           (its InternalIP; repeatable): the certificate's SANs
   --server URL             the API server address as the board must use it (default: the kubeconfig's)
   --server-name NAME       name the board verifies in the server certificate (default: the server host)
   --wifi-ssid SSID --wifi-password-file FILE   Wi-Fi fallback for the board
@@ -207,6 +289,8 @@ async function main(): Promise<void> {
       cert: { type: "boolean" },
       token: { type: "boolean" },
       "token-days": { type: "string", default: "365" },
+      serving: { type: "boolean" },
+      "serving-address": { type: "string", multiple: true },
       server: { type: "string" },
       "server-name": { type: "string" },
       "wifi-ssid": { type: "string" },
@@ -223,6 +307,9 @@ async function main(): Promise<void> {
   if (values.cert && values.token) problems.push("choose one of --cert and --token");
   const days = Number(values["token-days"]);
   if (!(days > 0)) problems.push(`--token-days must be a positive number, got "${values["token-days"]}"`);
+  const servingAddresses = values["serving-address"] ?? [];
+  if (values.serving && !servingAddresses.length) problems.push("--serving needs at least one --serving-address (the board's IP address or DNS name)");
+  if (!values.serving && servingAddresses.length) problems.push("--serving-address needs --serving");
   if (problems.length) throw new Error(`${problems.join("; ")}\n\n${USAGE}`);
 
   const node = values.node!;
@@ -237,6 +324,10 @@ async function main(): Promise<void> {
   } else {
     console.log(`Requesting a client certificate for system:node:${node} …`);
     p.certificate = await nodeClientCertificate(api, node, (l) => console.log(`  ${l}`));
+  }
+  if (values.serving) {
+    console.log(`Requesting a kubelet serving certificate for ${servingAddresses.join(", ")} …`);
+    p.serving = await nodeServingCertificate(api, node, { addresses: servingAddresses, log: (l) => console.log(`  ${l}`) });
   }
   if (values["wifi-ssid"]) {
     p.wifi = { ssid: values["wifi-ssid"], password: values["wifi-password-file"] ? readFileSync(values["wifi-password-file"], "utf8").trim() : undefined };

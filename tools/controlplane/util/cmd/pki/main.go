@@ -2,7 +2,11 @@
 //
 //	ca.crt, ca.key, ca.der        self-signed ECDSA P-256 CA (Go omits the AKI on self-signed certificates)
 //	apiserver.crt, apiserver.key  serving certificate, stored as the chain leaf + CA (what k3s serves)
-//	<name>.crt, <name>.key        client certificates for the control-plane components and the admin
+//	<name>.crt, <name>.key        client certificates for the control-plane components and the admin,
+//	                              and apiserver-kubelet-client (kube-apiserver's identity towards kubelets)
+//	front-proxy-ca.crt/.key       a separate CA for the aggregation layer (as kubeadm makes it), and
+//	front-proxy-client.crt/.key   the client certificate kube-apiserver proxies to extension API servers with
+//	metrics-server.crt/.key       serving certificate for metrics-server.kube-system.svc (signed by ca.crt)
 //	sa.key, sa.pub                ServiceAccount token signing key pair
 //
 // Usage: pki -dir DIR [-san host,ip,...]
@@ -98,25 +102,52 @@ func run(dir, extraSANs string) error {
 		{"admin", "kubernetes-admin", "system:masters"},
 		{"controller-manager", "system:kube-controller-manager", ""},
 		{"scheduler", "system:kube-scheduler", ""},
+		// kube-apiserver --kubelet-client-certificate, named and subjected as kubeadm issues it.
+		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"},
 	}
 	for _, c := range clients {
-		subject := pkix.Name{CommonName: c.cn}
-		if c.org != "" {
-			subject.Organization = []string{c.org}
-		}
-		cl, err := issue(&x509.Certificate{
-			Subject:     subject,
-			NotBefore:   now.Add(-time.Hour),
-			NotAfter:    now.Add(365 * 24 * time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		}, ca)
-		if err != nil {
+		if err := issueClient(dir, c.file, c.cn, c.org, ca, now); err != nil {
 			return err
 		}
-		if err := writeAll(dir, map[string][]byte{c.file + ".crt": pemCert(cl.der), c.file + ".key": pemKey(cl.key)}); err != nil {
-			return err
-		}
+	}
+
+	// The aggregation layer's own CA (kubeadm's front-proxy-ca): extension API servers trust the
+	// X-Remote-User headers only from a client certificate of this CA, never from one of ca.crt, which
+	// the CSR API can be asked to sign.
+	frontProxyCA, err := issue(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: fmt.Sprintf("xs-kubelet-front-proxy-ca@%d", now.Unix())},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if err := writeAll(dir, map[string][]byte{"front-proxy-ca.crt": pemCert(frontProxyCA.der), "front-proxy-ca.key": pemKey(frontProxyCA.key)}); err != nil {
+		return err
+	}
+	if err := issueClient(dir, "front-proxy-client", "front-proxy-client", "", frontProxyCA, now); err != nil {
+		return err
+	}
+
+	// metrics-server's serving certificate: the aggregator verifies it as <service>.<namespace>.svc
+	// against the APIService's caBundle (ca.crt).
+	ms, err := issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "metrics-server"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"metrics-server.kube-system.svc", "metrics-server.kube-system", "metrics-server", "localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}, ca)
+	if err != nil {
+		return err
+	}
+	if err := writeAll(dir, map[string][]byte{"metrics-server.crt": append(pemCert(ms.der), caPEM...), "metrics-server.key": pemKey(ms.key)}); err != nil {
+		return err
 	}
 
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -131,6 +162,25 @@ func run(dir, extraSANs string) error {
 		"sa.key": pemKey(saKey),
 		"sa.pub": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
 	})
+}
+
+// issueClient writes <file>.crt and <file>.key: a client certificate for cn (in group org) signed by ca.
+func issueClient(dir, file, cn, org string, ca *issued, now time.Time) error {
+	subject := pkix.Name{CommonName: cn}
+	if org != "" {
+		subject.Organization = []string{org}
+	}
+	cl, err := issue(&x509.Certificate{
+		Subject:     subject,
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca)
+	if err != nil {
+		return err
+	}
+	return writeAll(dir, map[string][]byte{file + ".crt": pemCert(cl.der), file + ".key": pemKey(cl.key)})
 }
 
 // issue signs template with parent (self-signed when parent is nil) using a fresh P-256 key.
