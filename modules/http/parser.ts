@@ -308,3 +308,30 @@ export class HttpParser {
     } else this.#body.append(bytes, start, end, this.#keep);
   }
 }
+
+/** Splits and checks a request-target: the decoded path and the raw query, or a reason it is refused. */
+export function parseTarget(target: string): { path: string; query: string } | string {
+  let t = target;
+  if (!t.startsWith("/")) {
+    // absolute-form (RFC 9112 §3.2.2): what follows the authority
+    const m = /^https?:\/\/[^/?#]*(.*)$/i.exec(t);
+    if (!m) return "request target is not a path";
+    t = m[1] || "/";
+    if (!t.startsWith("/")) t = `/${t}`;
+  }
+  const hash = t.indexOf("#");
+  if (hash >= 0) t = t.slice(0, hash);
+  const q = t.indexOf("?");
+  const rawPath = q >= 0 ? t.slice(0, q) : t;
+  const query = q >= 0 ? t.slice(q + 1) : "";
+  let path: string;
+  try {
+    path = rawPath.includes("%") ? decodeURIComponent(rawPath) : rawPath;
+  } catch {
+    return "malformed percent-encoding in the path";
+  }
+  // Routing and authorization look at the same string: no segment may step elsewhere.
+  if (/(^|\/)\.\.?(\/|$)/.test(path)) return "path has . or .. segments";
+  if (path.indexOf("\u0000") >= 0) return "path holds a NUL";
+  return { path, query };
+}

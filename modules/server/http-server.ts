@@ -5,7 +5,8 @@
 // connection is bounded by the limits below, and nothing it does can throw out of a callback: a
 // hostile peer costs the agent at most its bytes, never its Lease renewals.
 import type { Host, Listener, ListenOptions, PeerInfo, ServerEvents, ServerSocket, TimerId } from "../host";
-import { Bytes, HttpError, HttpParser } from "../http/parser";
+import { Bytes, HttpError, HttpParser, parseTarget } from "../http/parser";
+import { formatHttpDate } from "../time/clock";
 
 export const SERVER_DEFAULTS = Object.freeze({
   /** Request line and headers together: a kubelet request is a few hundred bytes (a token ~1 KiB). */
@@ -90,46 +91,9 @@ const REASONS: Readonly<Record<number, string>> = Object.freeze({
   503: "Service Unavailable",
 });
 
-const DAYS: readonly string[] = Object.freeze(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]);
-const MONTHS: readonly string[] = Object.freeze(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]);
-
-/** IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". */
-export function formatHttpDate(epochMs: number): string {
-  const d = new Date(epochMs);
-  const p = (n: number) => (n < 10 ? `0${n}` : String(n));
-  return `${DAYS[d.getUTCDay()]}, ${p(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} GMT`;
-}
-
 /** A plain-text answer: Go's http.Error shape (the message, a newline unless it has one). */
 export function textResponse(status: number, message: string, newline = true): ServerResponse {
   return { status, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: newline && !message.endsWith("\n") ? `${message}\n` : message };
-}
-
-/** Splits and checks a request-target: the decoded path and the raw query, or a reason it is refused. */
-export function parseTarget(target: string): { path: string; query: string } | string {
-  let t = target;
-  if (!t.startsWith("/")) {
-    // absolute-form (RFC 9112 §3.2.2): what follows the authority
-    const m = /^https?:\/\/[^/?#]*(.*)$/i.exec(t);
-    if (!m) return "request target is not a path";
-    t = m[1] || "/";
-    if (!t.startsWith("/")) t = `/${t}`;
-  }
-  const hash = t.indexOf("#");
-  if (hash >= 0) t = t.slice(0, hash);
-  const q = t.indexOf("?");
-  const rawPath = q >= 0 ? t.slice(0, q) : t;
-  const query = q >= 0 ? t.slice(q + 1) : "";
-  let path: string;
-  try {
-    path = rawPath.includes("%") ? decodeURIComponent(rawPath) : rawPath;
-  } catch {
-    return "malformed percent-encoding in the path";
-  }
-  // Routing and authorization look at the same string: no segment may step elsewhere.
-  if (/(^|\/)\.\.?(\/|$)/.test(path)) return "path has . or .. segments";
-  if (path.indexOf("\u0000") >= 0) return "path holds a NUL";
-  return { path, query };
 }
 
 // Connection phases (plain numbers, as everywhere in the core).

@@ -15,6 +15,14 @@ export function parseHttpDate(value: string): number {
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
 
+const DAYS: readonly string[] = Object.freeze(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]);
+
+/** IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT": the kubelet API's Date header. */
+export function formatHttpDate(epochMs: number): string {
+  const d = new Date(epochMs);
+  return `${DAYS[d.getUTCDay()]}, ${pad(d.getUTCDate(), 2)} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)} GMT`;
+}
+
 function utcParts(epochMs: number): string {
   const d = new Date(epochMs);
   return `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}T${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}`;

@@ -3,7 +3,8 @@
 // handlers — in virtual time, through the same microtask delivery as the client sockets.
 import assert from "node:assert/strict";
 import { VirtualTime, createVirtualHost, seededRandom } from "../../hosts/virtual/host";
-import { HttpServer, SERVER_DEFAULTS, parseTarget, textResponse, type HttpServerOptions, type RequestHandler, type ServerRequest } from "../../modules/server/http-server";
+import { parseTarget } from "../../modules/http/parser";
+import { HttpServer, SERVER_DEFAULTS, textResponse, type HttpServerOptions, type RequestHandler, type ServerRequest } from "../../modules/server/http-server";
 
 const TLS = { certificate: new Uint8Array(0), key: new Uint8Array(0) };
 
