@@ -1,6 +1,7 @@
 // A scripted, in-memory stand-in for the parts of the Kubernetes API the agent uses — a test double
 // for fast unit tests, the XS engine and the bench only. The real control plane (tools/controlplane) is what proves behaviour;
 // this only has to be faithful where the tests look. Pure JavaScript (runs inside XS too).
+import { formatHttpDate } from "../../modules/time/clock";
 import type { ParsedRequest, ScriptedAnswer, VirtualTime } from "./host";
 
 export interface Fault {
@@ -14,14 +15,8 @@ export interface Fault {
 
 const REASONS: Record<number, string> = { 200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 415: "Unsupported Media Type", 422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable" };
 const STATUS_REASON: Record<number, string> = { 400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError", 503: "ServiceUnavailable" };
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-export function httpDate(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${DAYS[d.getUTCDay()]}, ${p(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} GMT`;
-}
+export const httpDate = formatHttpDate;
 
 function isObject(v: unknown): v is Record<string, any> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
