@@ -9,6 +9,7 @@ import { AGENT_VERSION } from "../../modules/version";
 import { describeConfig, loadConfig, type FirmwareConfig } from "./config";
 import * as runtime from "./runtime";
 import { createConnector } from "./transport";
+import { createListen } from "./listener";
 
 export interface Board {
   /** "esp32s3", "sim": shown in the User-Agent and logs. */
@@ -120,6 +121,7 @@ class Firmware {
       utf8Encode: runtime.utf8Encode,
       utf8Decode: runtime.utf8Decode,
       connect: createConnector({ dnsServers: () => board.dnsServers(), log: runtime.log }),
+      listen: createListen(runtime.log),
       heap: runtime.heap,
       usage: runtime.usage,
       network: () => board.network(),

@@ -19,6 +19,8 @@ export const PREF = {
   ca: "ca", // ArrayBuffer: cluster CA, DER
   clientCert: "clientCert", // ArrayBuffer: RSA client certificate, DER
   clientKey: "clientKey", // secret ArrayBuffer: PKCS#8 DER
+  servingCert: "servingCert", // ArrayBuffer: the kubelet API's serving certificate (RSA), DER
+  servingKey: "servingKey", // secret ArrayBuffer: its PKCS#8 DER key
   wifiSsid: "wifiSsid", // string
   wifiPassword: "wifiPass", // secret string
 } as const;
@@ -97,6 +99,9 @@ export function loadConfig(): FirmwareConfig {
   const clientCertificate = der(pref(PREF.clientCert), PREF.clientCert, problems);
   const clientKey = der(pref(PREF.clientKey), PREF.clientKey, problems);
   if (!!clientCertificate !== !!clientKey) problems.push(`a client certificate needs both preferences "${PREF.clientCert}" and "${PREF.clientKey}"`);
+  const servingCert = der(pref(PREF.servingCert), PREF.servingCert, problems);
+  const servingKey = der(pref(PREF.servingKey), PREF.servingKey, problems);
+  if (!!servingCert !== !!servingKey) problems.push(`serving the kubelet API needs both preferences "${PREF.servingCert}" and "${PREF.servingKey}"`);
   if (!token && !clientCertificate) problems.push(`no credentials: provision preference ${PREF_DOMAIN}/${PREF.token} (bearer token) or ${PREF.clientCert} + ${PREF.clientKey}`);
   if (tlsOn && verify && !ca) problems.push(`no cluster CA: provision preference ${PREF_DOMAIN}/${PREF.ca} (DER bytes of the CA certificate)`);
 
@@ -109,6 +114,7 @@ export function loadConfig(): FirmwareConfig {
     token,
     tls: tlsOn ? { serverName, verify, ca, clientCertificate, clientKey } : undefined,
     http: http === "h2" || http === "http/1.1" ? http : "auto",
+    kubeletApi: servingCert && servingKey ? { certificate: servingCert, key: servingKey, clientCa: ca } : undefined,
   };
   // The core's own checks (node name, host, port, TLS), minus the CA one already worded above.
   for (const p of configProblems(kubelet)) if (!/no cluster CA was given/.test(p) || ca) problems.push(p);
@@ -128,5 +134,5 @@ export function describeConfig(c: FirmwareConfig): string {
   const k = c.kubelet;
   const tls = k.tls ? `TLS ${k.tls.verify ? "verified" : "UNVERIFIED"} as "${k.tls.serverName}"${k.tls.ca ? `, CA ${k.tls.ca.length} B` : ""}` : "plain HTTP";
   const creds = k.token ? `token (${k.token.length} chars)` : k.tls?.clientCertificate ? "client certificate" : "none";
-  return `node "${k.nodeName}", API server ${k.server.host}:${k.server.port}, ${tls}, HTTP ${k.http ?? "auto"}, credentials: ${creds}${c.wifi ? `, Wi-Fi "${c.wifi.ssid}"` : ""}`;
+  return `node "${k.nodeName}", API server ${k.server.host}:${k.server.port}, ${tls}, HTTP ${k.http ?? "auto"}, credentials: ${creds}${k.kubeletApi ? ", kubelet API served (HTTPS)" : ""}${c.wifi ? `, Wi-Fi "${c.wifi.ssid}"` : ""}`;
 }

@@ -33,3 +33,13 @@ declare module "crypt" {
 interface BigIntConstructor {
   fromArrayBuffer(buffer: ArrayBufferLike): bigint;
 }
+
+// modules/io: the ECMA-419 listener (@moddable/typings 5.6.0 lacks it; SDK 8.2 declares it). read() hands over an
+// accepted connection, for new TCP({from}).
+declare module "embedded:io/socket/listener" {
+  export default class Listener {
+    constructor(options: { port: number; address?: string; onReadable?: (this: Listener, count: number) => void; onError?: (this: Listener) => void; [key: string]: unknown });
+    read(): unknown;
+    close(): void;
+  }
+}
