@@ -28,10 +28,8 @@ import PKCS8 from "pkcs8";
 import { Digest } from "crypt";
 import type { Listener as HostListener, ListenOptions, LogLevel, PeerInfo, ServerEvents, ServerSocket } from "../../modules/host";
 import { busy } from "./runtime";
+import { closeQuietly, drainRecords, flushRecords, stepHandshake, wireOf } from "./tls-record";
 
-const MAX_FRAGMENT = 16384;
-const RECORD_OVERHEAD = 96;
-const MAX_STEPS = 256;
 const SHA256_OID = Object.freeze([2, 16, 840, 1, 101, 3, 4, 2, 1]);
 const SECP256R1 = 23;
 
@@ -148,15 +146,7 @@ class ServerConnection implements ServerSocket {
       onWritable: this.#guard((count: number) => this.#onWritable(count)),
       onError: this.#guard(() => this.#fail(undefined)),
     }) as TCP;
-    this.#wire = {
-      readable: 0,
-      writable: 0,
-      read: (into: Uint8Array) => tcp.read(into as any),
-      write: (bytes: ArrayBuffer | Uint8Array) => {
-        const left = tcp.write(bytes as any) as unknown;
-        return typeof left === "number" ? left : 0;
-      },
-    };
+    this.#wire = wireOf(tcp);
     this.#tcp = tcp;
   }
 
@@ -198,15 +188,7 @@ class ServerConnection implements ServerSocket {
 
   #handshake(): void {
     const session = this.#session!;
-    const wire = this.#wire;
-    let done = false;
-    for (let step = 0; !done; step++) {
-      if (step === MAX_STEPS) throw new Error("TLS handshake does not progress");
-      const readable = wire.readable;
-      const writable = wire.writable;
-      done = session.handshake(wire);
-      if (!done && wire.readable === readable && wire.writable === writable) return;
-    }
+    if (!stepHandshake(session, this.#wire)) return; // waiting for the client
     if (session.alert) return this.#fail("the client closed the connection during the handshake");
     this.#ready = true;
     const tcp = this.#tcp as any;
@@ -216,31 +198,13 @@ class ServerConnection implements ServerSocket {
   }
 
   #drain(): void {
-    const session = this.#session!;
-    const wire = this.#wire;
-    while (this.#tcp && wire.readable > 0) {
-      const data = session.read(wire);
-      if (data === null) return this.#fail(undefined, true);
-      if (data === undefined) return;
-      if (data.byteLength) this.#events?.onData(data);
-    }
+    if (drainRecords(this.#session!, this.#wire, () => !!this.#tcp, (data) => this.#events?.onData(data))) this.#fail(undefined, true);
   }
 
   #flush(): void {
-    const session = this.#session!;
-    const wire = this.#wire;
-    const pending = this.#pending;
     if (!this.#ready) return;
-    while (this.#tcp && pending.length) {
-      const room = wire.writable - RECORD_OVERHEAD;
-      if (room <= 0) return;
-      const head = pending[0];
-      const n = Math.min(head.byteLength, room, MAX_FRAGMENT);
-      session.write(wire, n === head.byteLength ? head : head.subarray(0, n));
-      if (n === head.byteLength) pending.shift();
-      else pending[0] = head.subarray(n);
-    }
-    if (this.#closing && !pending.length) this.#shut(true);
+    flushRecords(this.#session!, this.#wire, this.#pending, () => !!this.#tcp);
+    if (this.#closing && !this.#pending.length) this.#shut(true);
   }
 
   #fail(error: string | undefined, notify = false): void {
@@ -264,18 +228,7 @@ class ServerConnection implements ServerSocket {
     this.#pending.length = 0;
     if (!tcp) return;
     this.#shared.gone();
-    if (notify && session && this.#ready && this.#wire.writable > RECORD_OVERHEAD) {
-      try {
-        session.close(this.#wire);
-      } catch {
-        // past sending
-      }
-    }
-    try {
-      tcp.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(tcp, session, this.#wire, notify && this.#ready);
   }
 }
 

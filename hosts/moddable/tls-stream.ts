@@ -21,16 +21,7 @@
 import TCP from "embedded:io/socket/tcp";
 import Session, { type SessionOptions, type SessionSocket } from "ssl/session";
 import { busy } from "./runtime";
-
-/** TLS plaintext per record (2^14). */
-const MAX_FRAGMENT = 16384;
-/**
- * Bytes a record adds to its plaintext, rounded up: 5 header, then AES-CBC 16 IV + 32 MAC + up to
- * 16 padding, or AES-GCM 8 nonce + 16 tag.
- */
-const RECORD_OVERHEAD = 96;
-/** Handshake steps in one callback; far more than any real flight needs (a guard against a loop). */
-const MAX_STEPS = 256;
+import { RECORD_OVERHEAD, closeQuietly, drainRecords, flushRecords, stepHandshake, wireOf } from "./tls-record";
 
 export interface TLSStreamOptions {
   /** IPv4 literal: the SDK's TCP does not resolve names. */
@@ -95,15 +86,7 @@ export default class TLSStream {
       onWritable: this.#guard((count: number) => this.#onWritable(count)),
       onError: this.#guard(() => this.#fail(undefined)),
     });
-    this.#wire = {
-      readable: 0,
-      writable: 0,
-      read: (into: Uint8Array) => tcp.read(into),
-      write: (bytes: ArrayBuffer | Uint8Array) => {
-        const left = tcp.write(bytes) as unknown;
-        return typeof left === "number" ? left : 0; // undefined once the SDK saw the socket close
-      },
-    };
+    this.#wire = wireOf(tcp);
     this.#session = session;
     this.#tcp = tcp;
   }
@@ -166,16 +149,7 @@ export default class TLSStream {
       if (wire.writable <= 0) return; // not connected yet
       this.#started = true;
     }
-    // One step reads at most one record or writes one flight. A step that neither read nor wrote
-    // is waiting for the server: stop until the next callback.
-    let done = false;
-    for (let step = 0; !done; step++) {
-      if (step === MAX_STEPS) throw new Error("TLS handshake does not progress");
-      const readable = wire.readable;
-      const writable = wire.writable;
-      done = session.handshake(wire);
-      if (!done && wire.readable === readable && wire.writable === writable) return;
-    }
+    if (!stepHandshake(session, wire)) return; // waiting for the server
     if (session.alert) throw new Error("the server closed the connection during the handshake");
     this.#ready = true;
     this.#options.onConnect(this.#room());
@@ -186,30 +160,11 @@ export default class TLSStream {
 
   /** Every complete record the socket holds, decrypted and delivered in order. */
   #drain(): void {
-    const session = this.#session!;
-    const wire = this.#wire;
-    while (this.#tcp && wire.readable > 0) {
-      const data = session.read(wire);
-      if (data === null) return this.#fail(undefined, true); // close_notify
-      if (data === undefined) return; // a partial record is kept by the session
-      if (data.byteLength) this.#options.onData(data);
-    }
+    if (drainRecords(this.#session!, this.#wire, () => !!this.#tcp, (data) => this.#options.onData(data))) this.#fail(undefined, true); // close_notify
   }
 
   #flush(): void {
-    const session = this.#session!;
-    const wire = this.#wire;
-    const pending = this.#pending;
-    if (!this.#ready) return; // write() before onConnect: kept until the handshake is done
-    while (this.#tcp && pending.length) {
-      const room = wire.writable - RECORD_OVERHEAD;
-      if (room <= 0) return;
-      const head = pending[0];
-      const n = Math.min(head.byteLength, room, MAX_FRAGMENT);
-      session.write(wire, n === head.byteLength ? head : head.subarray(0, n));
-      if (n === head.byteLength) pending.shift();
-      else pending[0] = head.subarray(n);
-    }
+    if (this.#ready) flushRecords(this.#session!, this.#wire, this.#pending, () => !!this.#tcp); // before onConnect: kept
   }
 
   /** Ends the stream from inside: closed first, then onError once. */
@@ -229,18 +184,6 @@ export default class TLSStream {
     this.#tcp = undefined;
     this.#session = undefined;
     this.#pending.length = 0;
-    if (!tcp) return;
-    if (notify && session && this.#wire.writable > RECORD_OVERHEAD) {
-      try {
-        session.close(this.#wire);
-      } catch {
-        // the session or the socket is past sending
-      }
-    }
-    try {
-      tcp.close();
-    } catch {
-      // already closed by the SDK
-    }
+    if (tcp) closeQuietly(tcp, session, this.#wire, notify);
   }
 }

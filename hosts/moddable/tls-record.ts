@@ -1,0 +1,87 @@
+// The record layer both TLS ends share (tls-stream.ts the client, listener.ts the server): the
+// counting socket ssl/session reads and writes through, handshake steps, draining every complete
+// record, writing queued plaintext in records, and closing with close_notify where it can.
+/// <reference path="./types/ssl-session.d.ts" />
+import type TCP from "embedded:io/socket/tcp";
+import type Session from "ssl/session";
+import type { SessionSocket } from "ssl/session";
+
+/** TLS plaintext per record (2^14). */
+export const MAX_FRAGMENT = 16384;
+/**
+ * Bytes a record adds to its plaintext, rounded up: 5 header, then AES-CBC 16 IV + 32 MAC + up to
+ * 16 padding, or AES-GCM 8 nonce + 16 tag.
+ */
+export const RECORD_OVERHEAD = 96;
+/** Handshake steps in one callback; far more than any real flight needs (a guard against a loop). */
+const MAX_STEPS = 256;
+
+/** What the session reads and writes through: the TCP socket plus the counts it keeps. */
+export function wireOf(tcp: TCP): SessionSocket {
+  return {
+    readable: 0,
+    writable: 0,
+    read: (into: Uint8Array) => tcp.read(into as any),
+    write: (bytes: ArrayBuffer | Uint8Array) => {
+      const left = tcp.write(bytes as any) as unknown;
+      return typeof left === "number" ? left : 0; // undefined once the SDK saw the socket close
+    },
+  };
+}
+
+/**
+ * Steps the handshake as far as the bytes at hand allow; true once it is done. One step reads at
+ * most one record or writes one flight; a step that did neither waits for the peer.
+ */
+export function stepHandshake(session: Session, wire: SessionSocket): boolean {
+  for (let step = 0; ; step++) {
+    if (step === MAX_STEPS) throw new Error("TLS handshake does not progress");
+    const readable = wire.readable;
+    const writable = wire.writable;
+    if (session.handshake(wire)) return true;
+    if (wire.readable === readable && wire.writable === writable) return false;
+  }
+}
+
+/**
+ * Every complete record the socket holds, decrypted and delivered in order (a partial one stays in
+ * the session). Returns true when the peer closed the session (close_notify).
+ */
+export function drainRecords(session: Session, wire: SessionSocket, alive: () => boolean, deliver: (data: Uint8Array) => void): boolean {
+  while (alive() && wire.readable > 0) {
+    const data = session.read(wire);
+    if (data === null) return true;
+    if (data === undefined) return false;
+    if (data.byteLength) deliver(data);
+  }
+  return false;
+}
+
+/** Writes queued plaintext in records, as much as the socket takes; the rest stays queued. */
+export function flushRecords(session: Session, wire: SessionSocket, pending: Uint8Array[], alive: () => boolean): void {
+  while (alive() && pending.length) {
+    const room = wire.writable - RECORD_OVERHEAD;
+    if (room <= 0) return;
+    const head = pending[0];
+    const n = Math.min(head.byteLength, room, MAX_FRAGMENT);
+    session.write(wire, n === head.byteLength ? head : head.subarray(0, n));
+    if (n === head.byteLength) pending.shift();
+    else pending[0] = head.subarray(n);
+  }
+}
+
+/** close_notify when asked and there is room, then the socket; nothing thrown. */
+export function closeQuietly(tcp: TCP, session: Session | undefined, wire: SessionSocket, notify: boolean): void {
+  if (notify && session && wire.writable > RECORD_OVERHEAD) {
+    try {
+      session.close(wire);
+    } catch {
+      // the session or the socket is past sending
+    }
+  }
+  try {
+    tcp.close();
+  } catch {
+    // already closed by the SDK
+  }
+}
