@@ -58,7 +58,11 @@ type HashName = "SHA256" | "SHA384" | "SHA512";
 // Frozen: the module is preloaded, and xsl flags any mutable module-level object.
 const OID_EXT_SUBJECT_KEY_ID = Object.freeze([2, 5, 29, 14]);
 const OID_EXT_BASIC_CONSTRAINTS = Object.freeze([2, 5, 29, 19]);
+const OID_EXT_KEY_USAGE = Object.freeze([2, 5, 29, 37]);
 const OID_COMMON_NAME = "2,5,4,3";
+const OID_ORGANIZATION = "2,5,4,10";
+const OID_KP_CLIENT_AUTH = "1,3,6,1,5,5,7,3,2";
+const OID_ANY_EKU = "2,5,29,37,0";
 const OID_RSA_ENCRYPTION = "1,2,840,113549,1,1,1";
 
 /** signatureAlgorithm OID → [key type, hash, DigestInfo OID for RSA]. */
@@ -111,24 +115,29 @@ function signatureValid(cert: Certificate, key: PublicKey): boolean {
     trace(`ssl/cert: unsupported signature algorithm ${cert.algo.toString()}\n`);
     return false;
   }
+  return signed(alg, key, new Digest(alg.hash).process(cert.tbs), cert.sig);
+}
+
+/** Is `signature` by `key` over the message hashed to `hash` (ECDSA: DER Ecdsa-Sig-Value; RSA: PKCS#1 v1.5)? */
+function signed(alg: { ec: boolean; hash: HashName; digestOid: number[] }, key: PublicKey, hash: ArrayBuffer, signature: Uint8Array): boolean {
   try {
-    let H = new Digest(alg.hash).process(cert.tbs);
+    let H = hash;
     if (alg.ec) {
       if (!isECKey(key)) return false;
       const n = key.curve.n, size = key.curve.orderSize;
       // Reject r or s outside [1, n-1] before the SDK's verify sees them (it does not check).
-      const sig = new BER(new BER(cert.sig).getSequence());
+      const sig = new BER(new BER(signature).getSequence());
       const r = sig.getInteger(), s = sig.getInteger();
       if (r <= 0n || r >= n || s <= 0n || s >= n) return false;
       if (H.byteLength > size) H = H.slice(0, size);   // leftmost bits of the hash (FIPS 186-4 6.4)
-      return new ECDSA(key.pub, key.curve, false, []).verify(H, cert.sig, true);
+      return new ECDSA(key.pub, key.curve, false, []).verify(H, signature, true);
     }
     if (!isRSAKey(key)) return false;
     // Encode the expected EMSA-PKCS1-v1_5 block and compare it whole with sig^e mod n.
     const pk = new PKCS1_5(key, false, alg.digestOid);
     const k = pk.modulusSize;
-    if (cert.sig.byteLength !== k) return false;
-    const s = BigInt.fromArrayBuffer(cert.sig.slice().buffer);
+    if (signature.byteLength !== k) return false;
+    const s = BigInt.fromArrayBuffer(signature.slice().buffer);
     if (s >= key.modulus) return false;
     return pk.rsa.process(s) === pk.emsaEncode(H, k - 1);
   }
@@ -137,6 +146,22 @@ function signatureValid(cert: Certificate, key: PublicKey): boolean {
     return false;
   }
 }
+
+/**
+ * TLS 1.2 SignatureScheme → how to check it; undefined: not offered. These are the schemes the
+ * listener's CertificateRequest lists: SHA-256 only, the one transcript hash the SDK keeps in
+ * TLS 1.2 (RSASSA-PSS is not offered: the SDK has no PSS).
+ */
+function tlsScheme(scheme: number): { ec: boolean; hash: HashName; digestOid: number[] } | undefined {
+  switch (scheme) {
+    case 0x0403: return { ec: true, hash: "SHA256", digestOid: [] };
+    case 0x0401: return { ec: false, hash: "SHA256", digestOid: [2, 16, 840, 1, 101, 3, 4, 2, 1] };
+    default: return undefined;
+  }
+}
+
+/** The signature schemes a server may ask a client to sign CertificateVerify with, in preference order. */
+export const CLIENT_SIGNATURE_SCHEMES = Object.freeze([0x0403, 0x0401]);
 
 /** Was `child` issued (and signed) by `parent`? */
 function issuedBy(child: Parsed, parent: Parsed): boolean {
@@ -229,6 +254,11 @@ function dnsNameMatches(pattern: string, host: string): boolean {
 
 /** The subject's commonName values (string types only). */
 function commonNames(subject: Uint8Array): string[] {
+  return attributeValues(subject, OID_COMMON_NAME);
+}
+
+/** The values of one attribute type (OID as "2,5,4,3") in a Name, string types only, in order. */
+function attributeValues(subject: Uint8Array, wanted: string): string[] {
   const names: string[] = [];
   const rdns = new BER(subject);
   if (rdns.getTag() !== 0x30) return names;
@@ -243,7 +273,7 @@ function commonNames(subject: Uint8Array): string[] {
       const tag = atv.getTag();
       const value = atv.getChunk(atv.getLength());
       // UTF8String, PrintableString, T61String, IA5String
-      if (oid === OID_COMMON_NAME && (tag === 0x0c || tag === 0x13 || tag === 0x14 || tag === 0x16))
+      if (oid === wanted && (tag === 0x0c || tag === 0x13 || tag === 0x14 || tag === 0x16))
         names.push(String.fromArrayBuffer(value.slice().buffer));
     }
   }
@@ -282,6 +312,105 @@ function isRSAPrivateKey(key: Uint8Array): boolean {
   catch {
     return false;
   }
+}
+
+/** Walks leaf → presented issuers until a certificate is an anchor or is signed by one. */
+function chainsToAnchor(certs: Uint8Array[], leaf: Parsed, now: number, anchors: DERBytes[]): boolean {
+  const used: boolean[] = [true];
+  let current = leaf;
+  for (let depth = 0; depth < certs.length; depth++) {
+    for (const anchor of anchors) {
+      if (sameBytes(anchor, current.der)) return true;
+    }
+    for (const der of anchors) {
+      const anchor = parse(der);
+      if (!issuedBy(current, anchor)) continue;
+      if (isCurrent(anchor, now)) return true;
+      trace("ssl/cert: trusted CA certificate not valid now\n");
+    }
+    let next: Parsed | undefined;
+    for (const [i, der] of certs.entries()) {
+      if (next) break;
+      if (used[i]) continue;
+      const candidate = parse(der);
+      if (!issuedBy(current, candidate)) continue;
+      if (!isCA(candidate)) {
+        trace("ssl/cert: chain certificate is not a CA\n");
+        continue;
+      }
+      if (!isCurrent(candidate, now)) {
+        trace("ssl/cert: chain certificate not valid now\n");
+        continue;
+      }
+      used[i] = true;
+      next = candidate;
+    }
+    if (!next) return false;
+    current = next;
+  }
+  return false;
+}
+
+/** A client certificate the listener verified: the identity Kubernetes derives from it. */
+export interface ClientIdentity {
+  commonName: string;
+  organizations: string[];
+}
+
+/**
+ * The server side of client certificates (the kubelet API listener): the chain a client presented,
+ * checked as the kubelet's x509 authenticator checks it — leaf valid now, extendedKeyUsage (when
+ * present) allowing clientAuth, issued through presented CA certificates by one of `anchors`.
+ * Returns the leaf's public key and the identity, or a sentence saying what was wrong. Never throws.
+ */
+export function verifyClientChain(certs: Uint8Array[], anchors: DERBytes[], now: number): { identity: ClientIdentity; key: PublicKey } | string {
+  try {
+    const first = certs[0];
+    if (!first) return "no client certificate";
+    if (!anchors.length) return "no client CA configured";
+    const leaf = parse(first);
+    if (!isCurrent(leaf, now))
+      return `client certificate not valid now (${new Date(leaf.tbs.validity.from).toISOString()} .. ${new Date(leaf.tbs.validity.to).toISOString()})`;
+    if (!allowsClientAuth(leaf)) return "client certificate's extendedKeyUsage does not allow clientAuth";
+    if (!chainsToAnchor(certs, leaf, now, anchors)) return "client certificate not issued by the client CA";
+    const commonName = commonNames(leaf.tbs.subject)[0] ?? "";
+    if (!commonName) return "client certificate has no subject commonName";
+    return { identity: { commonName, organizations: attributeValues(leaf.tbs.subject, OID_ORGANIZATION) }, key: leaf.cert.spki };
+  }
+  catch (e) {
+    return `cannot parse the client certificate: ${String((e as Error)?.message ?? e)}`;
+  }
+}
+
+/** The public key of a certificate (for CertificateVerify when the chain did not verify). Never throws. */
+export function publicKeyOf(der: Uint8Array): PublicKey | undefined {
+  try {
+    return parse(der).cert.spki;
+  }
+  catch {
+    return undefined;
+  }
+}
+
+/**
+ * TLS 1.2 CertificateVerify: is `signature` (under SignatureScheme `scheme`) `key`'s over the
+ * handshake transcript whose SHA-256 is `transcriptSha256`?
+ */
+export function verifyTlsSignature(key: PublicKey, scheme: number, transcriptSha256: ArrayBuffer, signature: Uint8Array): boolean {
+  const alg = tlsScheme(scheme);
+  return !!alg && signed(alg, key, transcriptSha256, signature);
+}
+
+/** No extendedKeyUsage extension, or one listing clientAuth or anyExtendedKeyUsage. */
+function allowsClientAuth(p: Parsed): boolean {
+  const ext = X509.decodeExtension(p.der, OID_EXT_KEY_USAGE);
+  if (!ext) return true;
+  const ber = new BER(new BER(ext).getSequence());
+  while (ber.readable > 0) {
+    const oid = ber.getObjectIdentifier().toString();
+    if (oid === OID_KP_CLIENT_AUTH || oid === OID_ANY_EKU) return true;
+  }
+  return false;
 }
 
 export default class CertificateManager {
@@ -336,48 +465,11 @@ export default class CertificateManager {
       trace(`ssl/cert: server certificate does not match ${serverName}\n`);
       return false;
     }
-    if (!this.#chainsToAnchor(certs, leaf, now)) {
+    if (!chainsToAnchor(certs, leaf, now, this.#anchors)) {
       trace("ssl/cert: server certificate not issued by a trusted CA\n");
       return false;
     }
     return true;
-  }
-
-  /** Walks leaf → presented issuers until a certificate is an anchor or is signed by one. */
-  #chainsToAnchor(certs: Uint8Array[], leaf: Parsed, now: number): boolean {
-    const used: boolean[] = [true];
-    let current = leaf;
-    for (let depth = 0; depth < certs.length; depth++) {
-      for (const anchor of this.#anchors) {
-        if (sameBytes(anchor, current.der)) return true;
-      }
-      for (const der of this.#anchors) {
-        const anchor = parse(der);
-        if (!issuedBy(current, anchor)) continue;
-        if (isCurrent(anchor, now)) return true;
-        trace("ssl/cert: trusted CA certificate not valid now\n");
-      }
-      let next: Parsed | undefined;
-      for (const [i, der] of certs.entries()) {
-        if (next) break;
-        if (used[i]) continue;
-        const candidate = parse(der);
-        if (!issuedBy(current, candidate)) continue;
-        if (!isCA(candidate)) {
-          trace("ssl/cert: chain certificate is not a CA\n");
-          continue;
-        }
-        if (!isCurrent(candidate, now)) {
-          trace("ssl/cert: chain certificate not valid now\n");
-          continue;
-        }
-        used[i] = true;
-        next = candidate;
-      }
-      if (!next) return false;
-      current = next;
-    }
-    return false;
   }
 
   /** The handshake registers the peer's leaf after verify(), then asks getKey() for its public key. */

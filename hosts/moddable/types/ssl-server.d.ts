@@ -18,6 +18,17 @@ declare module "ssl/stream" {
 declare module "ssl/prf" {
   export default function PRF(session: object, secret: ArrayBuffer, label: string, seed: ArrayBuffer, n: number, hash?: string): ArrayBuffer;
 }
+declare module "ssl/alert" {
+  const SSLAlert: {
+    /** An alert record, encrypted when the session is (recordProtocol.packetize). */
+    packetize(session: object, level: number, description: number): ArrayBuffer;
+  };
+  export default SSLAlert;
+}
+declare module "ssl/ciphersuites" {
+  const supportedCipherSuites: readonly { value: readonly number[]; keyExchangeAlgorithm: number }[];
+  export default supportedCipherSuites;
+}
 declare module "ssl/constants" {
   export const ECDHE_RSA: number;
 }
@@ -26,3 +37,15 @@ declare module "rng" {
   export default RNG;
 }
 
+// The project's own certificate manager (hosts/moddable/ssl/cert.ts, mapped to "ssl/cert" by the
+// manifest): the server-side checks the listener uses. Kept in step with that file by hand.
+declare module "ssl/cert" {
+  export interface ClientIdentity {
+    commonName: string;
+    organizations: string[];
+  }
+  export const CLIENT_SIGNATURE_SCHEMES: readonly number[];
+  export function verifyClientChain(certs: Uint8Array[], anchors: (ArrayBuffer | Uint8Array)[], now: number): { identity: ClientIdentity; key: object } | string;
+  export function publicKeyOf(der: Uint8Array): object | undefined;
+  export function verifyTlsSignature(key: object, scheme: number, transcriptSha256: ArrayBuffer, signature: Uint8Array): boolean;
+}

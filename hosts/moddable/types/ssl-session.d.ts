@@ -52,6 +52,8 @@ declare module "ssl/session" {
      * (a rejected certificate, a fatal alert, a failed MAC or Finished).
      */
     handshake(socket: SessionSocket): boolean;
+    /** One whole record (header included) from the socket, or undefined until one has arrived. */
+    readPacket(socket: SessionSocket): ArrayBuffer | undefined;
     /**
      * Reads records until one carries application data and returns its plaintext (a view of a new
      * buffer, possibly empty); undefined when no complete record is left (a partial one is kept);
