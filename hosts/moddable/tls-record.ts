@@ -2,9 +2,15 @@
 // counting socket ssl/session reads and writes through, handshake steps, draining every complete
 // record, writing queued plaintext in records, and closing with close_notify where it can.
 /// <reference path="./types/ssl-session.d.ts" />
+/// <reference path="./types/ssl-server.d.ts" />
 import type TCP from "embedded:io/socket/tcp";
 import type Session from "ssl/session";
 import type { SessionSocket } from "ssl/session";
+import SSLAlert from "ssl/alert";
+
+/** Alert level warning and description close_notify (RFC 5246 7.2). */
+const WARNING = 1;
+const CLOSE_NOTIFY = 0;
 
 /** TLS plaintext per record (2^14). */
 export const MAX_FRAGMENT = 16384;
@@ -74,7 +80,10 @@ export function flushRecords(session: Session, wire: SessionSocket, pending: Uin
 export function closeQuietly(tcp: TCP, session: Session | undefined, wire: SessionSocket, notify: boolean): void {
   if (notify && session && wire.writable > RECORD_OVERHEAD) {
     try {
-      session.close(wire);
+      // Not session.close(): the SDK 8.2 sends close_notify with alert level 0, which OpenSSL peers
+      // reject as "unknown alert type" (and answer with a fatal illegal_parameter).
+      const packet = SSLAlert.packetize(session, WARNING, CLOSE_NOTIFY);
+      wire.writable = wire.write(packet);
     } catch {
       // the session or the socket is past sending
     }
