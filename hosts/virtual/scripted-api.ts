@@ -423,6 +423,9 @@ export class FakeApi {
     return undefined;
   }
 
+  /** Bearer tokens TokenReview knows, and the users they name. */
+  readonly reviewTokens = new Map<string, { username: string; groups: string[] }>();
+
   handle = (req: ParsedRequest): ScriptedAnswer => {
     for (const f of this.faults) {
       if (f.times > 0 && f.match(req)) {
@@ -439,6 +442,17 @@ export class FakeApi {
     const rv = () => String(++this.#rv);
     let m: RegExpExecArray | null;
     if (req.method === "GET" && path === "/version") return this.#respond(200, { major: "1", minor: "33", gitVersion: "v1.33.13" });
+    // The kubelet API's reviews, as the authorizer answers them for the scripted cluster: members of
+    // system:masters may do anything; tokens are known by reviewTokens.
+    if (req.method === "POST" && path === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
+      const groups: unknown = body?.spec?.groups;
+      const allowed = Array.isArray(groups) && groups.includes("system:masters");
+      return this.#respond(201, { ...body, status: { allowed, reason: allowed ? "system:masters" : "" } });
+    }
+    if (req.method === "POST" && path === "/apis/authentication.k8s.io/v1/tokenreviews") {
+      const user = this.reviewTokens.get(String(body?.spec?.token ?? ""));
+      return this.#respond(201, { ...body, status: user ? { authenticated: true, user } : { authenticated: false } });
+    }
     if (path === "/api/v1/nodes" && req.method === "POST") {
       const name = body.metadata.name;
       if (this.nodes.has(name)) return this.#status(409, `nodes "${name}" already exists`);

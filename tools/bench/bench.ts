@@ -51,6 +51,12 @@ for (const [name, run, max] of [["HTTP/1.1", h1, 3000], ["h2", h2, 1600]] as con
     // the steady state plus the difference in boot cost, spread over 52 renewals.
     report("XS compute (agent) per renewal over ten minutes, HTTP/1.1 (boot included)", agent(tenH1) / tenH1.reply.result!.renewals, "meter units");
     report("XS compute (agent) per renewal over ten minutes, h2 (boot included)", agent(ten) / ten.reply.result!.renewals, "meter units");
+    // The kubelet API: ten /metrics scrapes by the API server's identity (SubjectAccessReview
+    // cached after the first) against the same minute unscraped. No TLS (the virtual host has none):
+    // on the board the record layer's work comes on top (the README gives the simulator's figures).
+    const idle = await xs.run("a minute with the kubelet API open, not scraped");
+    const scraped = await xs.run("a minute with the kubelet API open, /metrics scraped 10 times");
+    report("XS compute (agent) per served /metrics request (auth, render, HTTP/1.1 framing; TLS not included)", (agent(scraped) - agent(idle)) / 10, "meter units", 60_000);
     // Memory: live XS slots (xsnap's currentHeapCount after a collection) a minute into a run, the
     // agent's connection(s) and Node watch open. The scripted server lives in the same machine and
     // is counted too, so only the difference between the two versions is the agent's. Slots only:

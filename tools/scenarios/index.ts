@@ -15,6 +15,8 @@ export interface ScenarioResult {
   renewals: number;
   renewalsBeforeSteady: number;
   led: string;
+  /** The status lines of what the kubelet API served, when the scenario dials it. */
+  served?: string[];
 }
 
 function outcome(r: Rig, steady: { bytes: number; renewals: number; at: number }): ScenarioResult {
@@ -42,7 +44,41 @@ async function runFor(ms: number, options: Partial<KubeletOptions> = {}): Promis
   return outcome(r, steady);
 }
 
+/** The virtual host has no TLS: the dialer says what the listener would have verified. */
+const API_SERVER_PEER = { address: "192.0.2.1", clientCertificate: { commonName: "kube-apiserver-kubelet-client", organizations: ["system:masters"] } };
+const SCRAPE = "GET /metrics HTTP/1.1\r\nHost: board-1:10250\r\nUser-Agent: kube-apiserver\r\nAccept-Encoding: gzip\r\n\r\n";
+
+/**
+ * A minute of the agent with its kubelet API open, scraped `scrapes` times (one a second from 30 s,
+ * over one kept-alive connection, as kube-apiserver's proxy does): the difference between two
+ * counts is what served requests cost.
+ */
+async function scraped(scrapes: number): Promise<ScenarioResult> {
+  const r = rig({ kubeletApi: { certificate: new Uint8Array([0x30, 0]), key: new Uint8Array([0x30, 0]), port: 10250 } });
+  r.kubelet.start();
+  await r.time.advance(30_000);
+  const steady = { bytes: written(r), renewals: r.kubelet.lease.renewals, at: r.time.now };
+  const served: string[] = [];
+  const client = r.host.dial(10250, API_SERVER_PEER);
+  let seen = 0;
+  for (let i = 0; i < scrapes; i++) {
+    client.write(SCRAPE);
+    await r.time.advance(1_000);
+    rigWork(() => {
+      const text = client.received();
+      served.push(text.slice(seen, text.indexOf("\r\n", seen)));
+      seen = text.length;
+    });
+  }
+  client.close();
+  await r.time.advance(60_000 - r.time.now);
+  await r.kubelet.stop();
+  return { ...outcome(r, steady), served };
+}
+
 export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
+  "a minute with the kubelet API open, not scraped": () => scraped(0),
+  "a minute with the kubelet API open, /metrics scraped 10 times": () => scraped(10),
   "steady state for ten minutes": () => runFor(600_000),
   "steady state for ten minutes over HTTP/1.1": () => runFor(600_000, { http: "http/1.1" }),
   "boot, register, renew for a minute": () => runFor(60_000),
