@@ -49,7 +49,7 @@ interface Sent {
   count: number;
 }
 
-const keyOf = (s: EventSpec) => `${s.type}\n${s.reason}\n${s.message}`;
+const keyOf = (s: EventSpec) => `${s.about ? `${s.about.uid}\n${s.about.fieldPath ?? ""}\n` : ""}${s.type}\n${s.reason}\n${s.message}`;
 
 export class EventRecorder {
   #ctx: RecorderContext;
@@ -157,12 +157,13 @@ export class EventRecorder {
     let path: string;
     if (known) {
       method = "PATCH";
-      path = eventPaths.event(known.name);
+      path = eventPaths.event(known.name, event.spec.about?.namespace);
       res = await api.call(method, path, { body: eventRepeatPatch(count, time), contentType: STRATEGIC_MERGE_PATCH, keepBody: 1024, echoIgnored: true });
     } else {
       method = "POST";
-      path = eventPaths.events;
-      const name = eventName(nodeName, clock.now(), this.#seq++);
+      path = eventPaths.events(event.spec.about?.namespace);
+      // client-go names an Event after its object: <node>.<hex>, <pod>.<hex>.
+      const name = eventName(event.spec.about?.name ?? nodeName, clock.now(), this.#seq++);
       res = await api.call(method, path, { body: eventBody(nodeName, name, event.spec, time, count), keepBody: 1024, echoIgnored: true });
       if (res.status === 201 || res.status === 409) this.#remember(event.key, { name, count });
     }

@@ -4,17 +4,29 @@
 // same Event with count and lastTimestamp patched, as client-go's correlator does.
 export type EventType = "Normal" | "Warning";
 
+/** What an Event is about when it is not the Node: a pod (and one of its containers), as the kubelet's. */
+export interface InvolvedObject {
+  kind: "Pod";
+  namespace: string;
+  name: string;
+  uid: string;
+  /** "spec.containers{<name>}" for a container's events. */
+  fieldPath?: string;
+}
+
 export interface EventSpec {
   type: EventType;
   reason: string;
   message: string;
+  /** Absent: the Node. */
+  about?: InvolvedObject;
 }
 
 export const EVENT_NAMESPACE = "default";
 
 export const eventPaths = Object.freeze({
-  events: `/api/v1/namespaces/${EVENT_NAMESPACE}/events`,
-  event: (name: string) => `/api/v1/namespaces/${EVENT_NAMESPACE}/events/${name}`,
+  events: (namespace = EVENT_NAMESPACE) => `/api/v1/namespaces/${namespace}/events`,
+  event: (name: string, namespace = EVENT_NAMESPACE) => `/api/v1/namespaces/${namespace}/events/${name}`,
 });
 
 /** `<node>.<unix nanoseconds in hex>`, as client-go names them; seq keeps names apart within a ms. */
@@ -23,12 +35,19 @@ export function eventName(node: string, epochMs: number, seq: number): string {
   return `${node}.${nanos.toString(16)}`;
 }
 
+function involved(node: string, about: InvolvedObject | undefined) {
+  if (!about) return { kind: "Node", name: node, uid: node, apiVersion: "v1" };
+  const o: Record<string, string> = { kind: about.kind, namespace: about.namespace, name: about.name, uid: about.uid, apiVersion: "v1" };
+  if (about.fieldPath) o.fieldPath = about.fieldPath;
+  return o;
+}
+
 export function eventBody(node: string, name: string, spec: EventSpec, time: string, count = 1) {
   return {
     apiVersion: "v1",
     kind: "Event",
-    metadata: { name, namespace: EVENT_NAMESPACE },
-    involvedObject: { kind: "Node", name: node, uid: node, apiVersion: "v1" },
+    metadata: { name, namespace: spec.about?.namespace ?? EVENT_NAMESPACE },
+    involvedObject: involved(node, spec.about),
     reason: spec.reason,
     message: spec.message,
     type: spec.type,
