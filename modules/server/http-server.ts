@@ -58,6 +58,12 @@ export interface ServerResponse {
   /** Content-Type and the like; Content-Length, Connection and Date are the server's. */
   headers?: [string, string][];
   body?: string | Uint8Array;
+  /**
+   * A streamed body (kubectl logs -f): after `body`, everything stream() writes goes out as one
+   * chunk each (Transfer-Encoding: chunked) until it calls end(); the connection closes after it.
+   * stream() returns what to call when the client goes first.
+   */
+  stream?: (write: (text: string) => void, end: () => void) => () => void;
 }
 
 /** Answers one request; a throw or a rejection becomes a 500, a late answer a 503. */
@@ -97,7 +103,7 @@ export function textResponse(status: number, message: string, newline = true): S
 }
 
 // Connection phases (plain numbers, as everywhere in the core).
-const Phase = Object.freeze({ Idle: 0, Reading: 1, Handling: 2, Closed: 3 });
+const Phase = Object.freeze({ Idle: 0, Reading: 1, Handling: 2, Closed: 3, Streaming: 4 });
 
 interface Limits {
   maxHeaderBytes: number;
@@ -211,6 +217,8 @@ class ServerConnection {
   #seq = 0;
   #method = "";
   #closeAfter = false;
+  /** A streamed response's cancel (the client went first). */
+  #cancelStream: (() => void) | undefined;
 
   constructor(server: HttpServer, socket: ServerSocket, peer: PeerInfo) {
     this.#server = server;
@@ -225,6 +233,7 @@ class ServerConnection {
     try {
       if (this.#phase === Phase.Closed) return;
       this.#server.stats.bytesReceived += bytes.length;
+      if (this.#phase === Phase.Streaming) return; // nothing more is read on a streaming connection
       if (this.#phase === Phase.Handling || this.#resuming) this.#hold(bytes, 0, bytes.length);
       else this.#feed(bytes, 0, bytes.length);
     } catch (err) {
@@ -238,6 +247,13 @@ class ServerConnection {
     this.#phase = Phase.Closed;
     this.#clearTimer();
     this.#server.forget(this);
+    const cancel = this.#cancelStream;
+    this.#cancelStream = undefined;
+    try {
+      cancel?.();
+    } catch {
+      // the stream's source is past caring
+    }
   }
 
   /** Ends the connection from this side. */
@@ -356,10 +372,54 @@ class ServerConnection {
         bytes = this.#encode(textResponse(500, "Internal Server Error"), true);
       }
       this.#server.stats.responses++;
+      if (response.stream && this.#method !== "HEAD" && response.status === 200) return this.#startStream(response);
       this.#write(bytes);
       if (close) return this.close();
       this.#begin();
       if (this.#pending.length > 0) this.#resume();
+    } catch (err) {
+      this.#internal(err);
+    }
+  }
+
+  /** Head and first chunk now, then a chunk per write() until end(); the connection closes after. */
+  #startStream(response: ServerResponse): void {
+    const host = this.#server.host;
+    let text = `HTTP/1.1 200 OK\r\n`;
+    for (const [name, value] of response.headers ?? []) {
+      if (/[\r\n:]/.test(name) || /[\r\n]/.test(value)) throw new Error(`header "${name.slice(0, 40)}" holds a line break`);
+      text += `${name}: ${value}\r\n`;
+    }
+    const date = this.#server.date();
+    if (date) text += `Date: ${date}\r\n`;
+    text += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    this.#phase = Phase.Streaming;
+    this.#write(host.utf8Encode(text));
+    const chunk = (piece: string | Uint8Array) => {
+      if (this.#phase !== Phase.Streaming) return;
+      const bytes = typeof piece === "string" ? host.utf8Encode(piece) : piece;
+      if (!bytes.length) return;
+      const head = host.utf8Encode(`${bytes.length.toString(16)}\r\n`);
+      const out = new Uint8Array(head.length + bytes.length + 2);
+      out.set(head);
+      out.set(bytes, head.length);
+      out[out.length - 2] = 13;
+      out[out.length - 1] = 10;
+      this.#write(out);
+    };
+    if (response.body !== undefined) chunk(response.body);
+    let ended = false;
+    const end = () => {
+      if (ended || this.#phase !== Phase.Streaming) return;
+      ended = true;
+      this.#cancelStream = undefined;
+      this.#write(host.utf8Encode("0\r\n\r\n"));
+      this.close();
+    };
+    try {
+      const cancel = response.stream!((t) => chunk(t), end);
+      if (ended || this.#phase !== Phase.Streaming) cancel();
+      else this.#cancelStream = cancel;
     } catch (err) {
       this.#internal(err);
     }
