@@ -131,6 +131,16 @@ export class Watcher<T = any> {
     this.#wake?.();
   }
 
+  /**
+   * The API server is reachable again (a renewal just worked): a watch waiting out its backoff
+   * tries now instead of up to 7 s later. Nothing when it is not waiting.
+   */
+  retryNow(): void {
+    if (this.#stopped || !this.#wake) return;
+    this.#ctx.host.clearTimer(this.#timer);
+    this.#wake();
+  }
+
   async #run(): Promise<void> {
     const what = `watching ${this.name}`;
     while (!this.#stopped) {
