@@ -125,6 +125,17 @@ export interface BoardFacts {
   kubeletPort: number;
 }
 
+/** The board's general-purpose pins a pod's workload may use (the gpio workload), and how to drive them. */
+export interface GpioPort {
+  /** Pins that may be driven as outputs, and read as inputs: the board's allow-lists. */
+  readonly outputs: readonly number[];
+  readonly inputs: readonly number[];
+  write(pin: number, value: 0 | 1): void;
+  read(pin: number): 0 | 1;
+  /** The pin is no longer used: back to whatever is safe on the board (an input). */
+  release(pin: number): void;
+}
+
 export interface Host {
   /** "esp32s3", "sim", "node", "scripted" … shown in the User-Agent and logs. */
   readonly name: string;
@@ -152,6 +163,10 @@ export interface Host {
   network(): NetworkFacts;
   /** Draws one LED frame; values already brightness-capped, 0–255. */
   showLed?(r: number, g: number, b: number): void;
+  /** The pins pods may use; absent where the host has none (simulated ones on the PC and in mcsim). */
+  readonly gpio?: GpioPort;
+  /** Readings beyond heap and uptime, where the platform has them (Wi-Fi RSSI in dBm, the chip's temperature). */
+  readings?(): { rssi?: number; temperatureC?: number };
   /** Sets the system clock where the platform has one to set (the board has no RTC). */
   setSystemTime?(epochMs: number): void;
   log(level: LogLevel, message: string): void;

@@ -10,7 +10,18 @@ export const ESP32S3_BOARD: Readonly<BoardFacts> = Object.freeze({
   kernelVersion: "ESP-IDF / FreeRTOS",
   // Two 240 MHz cores, but the agent runs on one XS machine: a quarter of one core is what it offers.
   cpu: "240m",
-  // One device workload at a time.
-  pods: 1,
+  // Pods at once: see GPIO_PINS' neighbour note in the README ("Pods on the board") for the heap
+  // each running pod costs, measured in the simulator.
+  pods: 4,
   kubeletPort: 10250,
+});
+
+/**
+ * The pins a pod may use on the Waveshare ESP32-S3-ETH: every GPIO on its headers except the W5500's
+ * SPI and control lines (GPIO 9–14), the WS2812 (21), USB (19, 20), the strapping pins (0, 3, 45,
+ * 46) and the octal PSRAM's (33–37, not broken out on the R8). Outputs and inputs alike.
+ */
+export const ESP32S3_GPIO: Readonly<{ outputs: readonly number[]; inputs: readonly number[] }> = Object.freeze({
+  outputs: Object.freeze([1, 2, 4, 5, 6, 7, 8, 15, 16, 17, 18, 38, 39, 40, 41, 42, 47, 48]),
+  inputs: Object.freeze([1, 2, 4, 5, 6, 7, 8, 15, 16, 17, 18, 38, 39, 40, 41, 42, 47, 48]),
 });

@@ -7,7 +7,9 @@ import { availableParallelism, networkInterfaces, release, type as osType } from
 import { performance } from "node:perf_hooks";
 import { checkServerIdentity, connect as tlsConnect, createServer as tlsCreateServer, type TLSSocket } from "node:tls";
 import { getHeapStatistics } from "node:v8";
-import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
+import { ESP32S3_GPIO } from "../esp32s3/board";
+import { SimulatedGpio } from "../virtual/gpio";
+import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
 
 export interface NodeHostOptions {
   name?: string;
@@ -18,6 +20,8 @@ export interface NodeHostOptions {
   /** MAC for machineID/systemUUID; default: the first non-internal interface's. */
   mac?: string;
   showLed?: (r: number, g: number, b: number) => void;
+  /** Pins for the gpio workload (default: the board's allow-lists, simulated). */
+  gpio?: GpioPort;
   log?: (level: LogLevel, message: string) => void;
   /** What the Node reports about the board; default: this machine, as it is. */
   board?: Partial<BoardFacts>;
@@ -48,7 +52,9 @@ export function machineFacts(): BoardFacts {
     osImage: `Node.js ${process.version}`,
     kernelVersion: `${osType()} ${release()}`,
     cpu: String(availableParallelism()),
-    pods: 1,
+    // Simulated device workloads cost the PC next to nothing; ten is the kubelet-like figure the
+    // tests fill (the 11th is OutOfpods).
+    pods: 10,
     kubeletPort: 10250,
   };
 }
@@ -155,6 +161,8 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
       };
     },
     showLed: options.showLed,
+    // The board's pins, simulated: the same pod manifests run here and on the board.
+    gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
     log: options.log ?? defaultLog,
   };
   return host;

@@ -1,8 +1,9 @@
 // A host with virtual time and a scripted API server behind its sockets: for fast unit tests, the
 // XS-vs-Node comparison, the bench and a virtual fleet. Pure JavaScript (no Node built-ins): the same
 // file runs inside the XS engine.
-import type { BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
-import { ESP32S3_BOARD } from "../esp32s3/board";
+import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
+import { ESP32S3_BOARD, ESP32S3_GPIO } from "../esp32s3/board";
+import { SimulatedGpio } from "./gpio";
 import { H2ServerConnection, type Http2PeerOptions } from "./h2-server";
 
 export type { Http2PeerOptions } from "./h2-server";
@@ -114,6 +115,8 @@ export interface ParsedRequest {
 }
 
 export interface VirtualHostOptions {
+  /** Pins for the gpio workload (default: the board's, simulated). */
+  gpio?: GpioPort;
   time: VirtualTime;
   handler: ScriptedHandler;
   seed?: number;
@@ -507,6 +510,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
     heap: options.heap ?? (() => ({ free: 200 * 1024, total: 256 * 1024 })),
     network: () => ({ kind: "ethernet", connected: true, address: "192.0.2.10", mac: "02:00:00:aa:bb:cc", reconnects: 0, ...options.network?.() }),
     showLed: (r, g, b) => void led.push([r, g, b]),
+    gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
     log: (level, message) => {
       logs.push(`${level}: ${message}`);
       options.log?.(level, message);

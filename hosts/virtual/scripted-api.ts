@@ -546,6 +546,10 @@ export class FakeApi {
           return this.#respond(200, this.#replace(kind, key, next));
         }
         if (req.method === "DELETE") {
+          const uid = body?.preconditions?.uid;
+          if (uid !== undefined && uid !== old.metadata?.uid) {
+            return this.#status(409, `Operation cannot be fulfilled on ${resource} "${name}": Precondition failed: UID in precondition: ${uid}, UID in object meta: ${old.metadata?.uid}`);
+          }
           const gone = this.#delete(kind, key);
           return this.#respond(200, kind === "pods" ? gone : { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details: { name, kind: plural } });
         }

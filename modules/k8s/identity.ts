@@ -18,6 +18,9 @@ export interface NodeIdentity {
   daemonEndpoints: { kubeletEndpoint: { Port: number } };
 }
 
+/** The label every xs-kubelet node carries, "true": nodeSelector of the examples. */
+export const AGENT_LABEL = "xs-kubelet.dev/agent";
+
 /** kubernetes.io labels NodeRestriction lets a node set on itself. */
 const NODE_LABELS: readonly string[] = Object.freeze(["kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch", "node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type", "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region"]);
 
@@ -77,6 +80,9 @@ export function buildIdentity(config: IdentityConfig, mac: string, bootId: strin
     "kubernetes.io/os": config.os,
     "kubernetes.io/arch": config.arch,
     "node.kubernetes.io/instance-type": config.instanceType,
+    // What pods meant for these nodes select (deploy/examples): every host sets it, and a node may
+    // set it on itself under NodeRestriction (not a kubernetes.io or k8s.io label).
+    [AGENT_LABEL]: "true",
   };
   for (const [k, v] of Object.entries(config.labels ?? {})) {
     if (!labelAllowed(k)) throw new Error(`label "${k}" cannot be set by a node on itself (NodeRestriction); use kubelet.kubernetes.io/ or node.kubernetes.io/, or an unprefixed key`);

@@ -6,8 +6,8 @@ import type { ApiClient } from "../api/client";
 import type { Host, Listener } from "../host";
 import type { Http2Connection } from "../http/h2";
 import { KubeletAuth, apiReview } from "../server/auth";
-import { HttpServer } from "../server/http-server";
-import { MetricsRegistry, registerAgentMetrics, type AgentMetrics } from "../server/metrics";
+import { HttpServer, textResponse } from "../server/http-server";
+import { MetricsRegistry, registerAgentMetrics, type AgentMetrics, type ContainerReading } from "../server/metrics";
 import { createKubeletApi, summaryBody } from "../server/routes";
 import { formatTime, type WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
@@ -27,6 +27,12 @@ export interface AgentState {
   renewals(): number;
   watchEvents(): number;
   bootAt: number;
+  /** The node's pods (the pod manager): /pods, /containerLogs, the container series of /metrics/resource. */
+  pods?: {
+    pods(): object[];
+    containers(): ContainerReading[];
+    logs(namespace: string, pod: string, container: string, query: string): { status: number; message?: string; text?: string; follow?: (write: (text: string) => void, end: () => void) => () => void };
+  };
 }
 
 export class KubeletApiServer {
@@ -62,13 +68,19 @@ export class KubeletApiServer {
     this.auth = new KubeletAuth({ nodeName, review: apiReview(api), now: () => host.monotonic(), log });
     const handler = createKubeletApi(
       {
-        pods: () => [],
+        pods: () => state.pods?.pods() ?? [],
+        logs: ({ namespace, pod, container, query }) => {
+          const out = state.pods?.logs(namespace, pod, container, query);
+          if (!out) return textResponse(404, `pod ${namespace}/${pod} is not on this node`);
+          if (out.status !== 200) return textResponse(out.status, out.message ?? "");
+          return { status: 200, headers: [["Content-Type", "text/plain"]], body: out.text ?? "", stream: out.follow };
+        },
         metrics: () => this.registry.render(),
         resource: () => {
           const u = host.usage?.();
           // metrics-server drops a node reporting 0: no reading is better than a false one.
           if (!u || !clock.anchored || u.cpuSeconds <= 0 || u.memoryBytes <= 0) return undefined;
-          return { cpuSeconds: u.cpuSeconds, memoryWorkingSetBytes: u.memoryBytes, timestampMs: Math.floor(clock.now()) };
+          return { cpuSeconds: u.cpuSeconds, memoryWorkingSetBytes: u.memoryBytes, timestampMs: Math.floor(clock.now()), containers: state.pods?.containers() };
         },
         summary: () => {
           const u = host.usage?.();

@@ -21,6 +21,9 @@ import { RetryPolicy } from "../util/retry";
 import { AGENT_VERSION } from "../version";
 import { KubeletApiServer, type KubeletApiConfig } from "./api-server";
 import { HealthLedger } from "./health";
+import { PodManager } from "../pods/manager";
+import { BUILTIN_WORKLOADS } from "../pods/builtin";
+import { WorkloadRegistry } from "../pods/workload";
 
 export interface KubeletOptions {
   nodeName: string;
@@ -45,6 +48,8 @@ export interface KubeletOptions {
   protobufEchoes?: boolean;
   /** Serve the kubelet API (HTTPS) with this serving certificate, where the host can listen. */
   kubeletApi?: KubeletApiConfig;
+  /** Bytes per container log ring (the current and the previous instance each); default 4 KiB. */
+  podLogBytes?: number;
 }
 
 export class ConfigError extends Error {
@@ -103,6 +108,10 @@ export class Kubelet {
   readonly nodeWatch: Watcher;
   /** The kubelet's Events (Starting, NodeReady, Rebooted …), queued, aggregated, rate-limited. */
   readonly events: EventRecorder;
+  /** The pods bound to this node, run as device workloads. */
+  readonly pods: PodManager;
+  /** Those pods, watched over the one connection (fieldSelector spec.nodeName). */
+  readonly podWatch: Watcher;
   /** The kubelet API on :10250 (or the host's port); undefined when not configured or the host cannot listen. */
   readonly apiServer: KubeletApiServer | undefined;
   phase: KubeletPhase = "booting";
@@ -174,9 +183,23 @@ export class Kubelet {
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
     this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
     const bootAt = host.monotonic();
+    this.pods = new PodManager(
+      {
+        ...ctx,
+        busy: () => this.lease.renewing || this.status.busy,
+        record: (spec) => this.events.record(spec),
+        led: (overlay) => this.led.setOverlay(overlay, host.monotonic()),
+        address: () => host.network().address,
+        readings: () => host.readings?.() ?? {},
+        gpio: host.gpio,
+      },
+      new WorkloadRegistry(BUILTIN_WORKLOADS.slice()),
+      { maxPods: Number(this.identity.capacity.pods), memoryBytes: host.heap()?.total, logBytes: options.podLogBytes },
+    );
+    this.podWatch = new Watcher(ctx, `pods on ${options.nodeName}`, { path: paths.pods, fieldSelector: `spec.nodeName=${options.nodeName}` }, this.pods.handler);
     this.apiServer =
       options.kubeletApi && host.listen
-        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events, bootAt }, (m) => this.#log("warn", m))
+        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods }, (m) => this.#log("warn", m))
         : undefined;
     const name = options.nodeName;
     this.#network = host.network().kind;
@@ -211,7 +234,11 @@ export class Kubelet {
         this.events.record({ type: "Normal", reason: "NetworkChanged", message: `the board moved from ${this.#network} to ${net.kind}${net.address ? ` (${net.address})` : ""}` });
         this.#network = net.kind;
       }
-      if (recovered) void this.#recover();
+      if (recovered) {
+        void this.#recover();
+        this.nodeWatch.retryNow();
+        this.podWatch.retryNow();
+      }
       this.#updateLed();
     };
   }
@@ -271,6 +298,8 @@ export class Kubelet {
     this.lease.start();
     this.status.start();
     this.nodeWatch.start();
+    this.pods.start();
+    this.podWatch.start();
     this.events.start();
     this.#updateLed();
   }
@@ -338,6 +367,8 @@ export class Kubelet {
     this.#stopped = true;
     this.#wake?.();
     this.nodeWatch.stop();
+    this.podWatch.stop();
+    this.pods.stop();
     this.events.stop();
     this.apiServer?.close();
     this.lease.stop();

@@ -26,6 +26,21 @@ export const LED_MEANINGS: Readonly<Record<LedState, string>> = Object.freeze({
   off: "off",
 });
 
+/** A pod's colour and pattern (the LED workload): drawn while the node is healthy, under every other state. */
+export interface LedOverlay {
+  /** Full-scale colour; the brightness cap applies. */
+  rgb: Rgb;
+  pattern: "solid" | "blink" | "breathe" | "rainbow";
+  periodMs: number;
+}
+
+/** Hue (0–1) → full-saturation RGB, 0–1 per channel. */
+function hue(h: number): [number, number, number] {
+  const x = (((h % 1) + 1) % 1) * 6;
+  const c = (k: number) => Math.max(0, Math.min(1, Math.abs(((x + k) % 6) - 3) - 1));
+  return [c(0), c(4), c(2)];
+}
+
 /** 0 → 1 → 0 over one period, sine-shaped. */
 function breathe(t: number, period: number): number {
   const phase = (((t % period) + period) % period) / period;
@@ -37,6 +52,8 @@ export class LedEngine {
   #since = 0;
   #flashUntil = -1;
   #cap: number;
+  #overlay: LedOverlay | undefined;
+  #overlaySince = 0;
 
   constructor(cap = BRIGHTNESS_CAP) {
     this.#cap = Math.max(0, Math.min(255, Math.round(cap)));
@@ -50,6 +67,16 @@ export class LedEngine {
     if (state === this.#state) return;
     this.#state = state;
     this.#since = now;
+  }
+
+  /** The pod layer (undefined: none); shown only while the state is healthy. */
+  setOverlay(overlay: LedOverlay | undefined, now: number): void {
+    this.#overlay = overlay;
+    this.#overlaySince = now;
+  }
+
+  get overlay(): LedOverlay | undefined {
+    return this.#overlay;
   }
 
   /** A short yellow flash over the current pattern (a Lease renewal). */
@@ -71,14 +98,36 @@ export class LedEngine {
         return [level(0.5), level(0.5), level(0.5)];
       case "connecting":
         return [0, 0, level(breathe(t, CONNECTING_PERIOD_MS))];
-      case "healthy":
+      case "healthy": {
+        const o = this.#overlay;
+        if (o) return this.#overlayFrame(o, now - this.#overlaySince);
         return [0, level(breathe(t, HEALTHY_PERIOD_MS)), 0];
+      }
       case "warning":
         return t % WARNING_PERIOD_MS < WARNING_PERIOD_MS / 2 ? [cap, level(0.45), 0] : [0, 0, 0];
       case "disconnected":
         return [level(0.1 + 0.9 * breathe(t, DISCONNECTED_PERIOD_MS)), 0, 0];
       default:
         return [0, 0, 0];
+    }
+  }
+
+  #overlayFrame(o: LedOverlay, t: number): Rgb {
+    const cap = this.#cap / 255;
+    const scale = (rgb: [number, number, number], k: number): Rgb => [Math.round(rgb[0] * cap * k), Math.round(rgb[1] * cap * k), Math.round(rgb[2] * cap * k)];
+    const full: [number, number, number] = [o.rgb[0], o.rgb[1], o.rgb[2]];
+    const period = Math.max(100, o.periodMs);
+    switch (o.pattern) {
+      case "blink":
+        return t % period < period / 2 ? scale(full, 1) : [0, 0, 0];
+      case "breathe":
+        return scale(full, breathe(t, period));
+      case "rainbow": {
+        const [r, g, b] = hue(t / period);
+        return scale([r * 255, g * 255, b * 255], 1);
+      }
+      default:
+        return scale(full, 1);
     }
   }
 

@@ -309,6 +309,18 @@ export interface ResourceReading {
   memoryWorkingSetBytes: number;
   /** Milliseconds since the epoch (the agent's wall clock). */
   timestampMs: number;
+  /** The running containers (pods' workloads), as the kubelet's container series. */
+  containers?: ContainerReading[];
+}
+
+export interface ContainerReading {
+  namespace: string;
+  pod: string;
+  container: string;
+  cpuSeconds: number;
+  memoryWorkingSetBytes: number;
+  /** When the instance started, epoch seconds. */
+  startTimeSeconds: number;
 }
 
 /**
@@ -317,10 +329,19 @@ export interface ResourceReading {
  * metrics-server drops a node whose CPU, memory or timestamp is 0: the source must not report 0.
  */
 export function resourceMetricsText(r: ResourceReading): string {
-  return (
+  let text =
     familyHead("node_cpu_usage_seconds_total", "[STABLE] Cumulative cpu time consumed by the node in core-seconds", "counter") +
     sampleLine("node_cpu_usage_seconds_total", "", r.cpuSeconds, r.timestampMs) +
     familyHead("node_memory_working_set_bytes", "[STABLE] Current working set of the node in bytes", "gauge") +
-    sampleLine("node_memory_working_set_bytes", "", r.memoryWorkingSetBytes, r.timestampMs)
-  );
+    sampleLine("node_memory_working_set_bytes", "", r.memoryWorkingSetBytes, r.timestampMs);
+  const containers = r.containers ?? [];
+  if (!containers.length) return text;
+  const labels = (c: ContainerReading) => `{container="${escapeLabelValue(c.container)}",namespace="${escapeLabelValue(c.namespace)}",pod="${escapeLabelValue(c.pod)}"}`;
+  text += familyHead("container_cpu_usage_seconds_total", "[STABLE] Cumulative cpu time consumed by the container in core-seconds", "counter");
+  for (const c of containers) text += sampleLine("container_cpu_usage_seconds_total", labels(c), c.cpuSeconds, r.timestampMs);
+  text += familyHead("container_memory_working_set_bytes", "[STABLE] Current working set of the container in bytes", "gauge");
+  for (const c of containers) text += sampleLine("container_memory_working_set_bytes", labels(c), c.memoryWorkingSetBytes, r.timestampMs);
+  text += familyHead("container_start_time_seconds", "[STABLE] Start time of the container since unix epoch in seconds", "gauge");
+  for (const c of containers) text += sampleLine("container_start_time_seconds", labels(c), c.startTimeSeconds, r.timestampMs);
+  return text;
 }

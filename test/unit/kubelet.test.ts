@@ -42,10 +42,11 @@ describe("kubelet (scripted API, virtual time)", () => {
       "kubernetes.io/os": "moddable",
       "kubernetes.io/arch": "xtensa-lx7",
       "node.kubernetes.io/instance-type": "esp32-s3-r8",
+      "xs-kubelet.dev/agent": "true",
     });
     assert.equal(node.metadata.annotations[HEAP_ANNOTATION], String(200 * 1024));
     assert.deepEqual(node.spec.taints, [NO_RUNTIME_TAINT]);
-    assert.deepEqual(node.status.capacity, { cpu: "240m", pods: "1", memory: "256Ki" });
+    assert.deepEqual(node.status.capacity, { cpu: "240m", pods: "4", memory: "256Ki" });
     assert.deepEqual(node.status.daemonEndpoints, { kubeletEndpoint: { Port: 10250 } });
     assert.deepEqual(node.status.addresses, [
       { type: "InternalIP", address: "192.0.2.10" },
@@ -223,7 +224,7 @@ describe("kubelet (scripted API, virtual time)", () => {
     r.offline = false;
     const waited = await r.time.until(() => r.api.nodes.get("board-1").status.conditions.find((c: any) => c.type === "Ready").status === "True", 15_000, "Ready=True");
     assert.ok(waited <= 10_400, `Ready again ${waited} ms after the network came back`);
-    assert.equal(r.kubelet.led.state, "healthy");
+    assert.equal(r.kubelet.led.state, "healthy", r.host.logs.slice(-15).join("\n"));
     await r.kubelet.stop();
   });
 

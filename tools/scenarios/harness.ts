@@ -1,6 +1,6 @@
 // A kubelet on a virtual host in front of the scripted API: the setup every scenario shares.
 import { Kubelet, type KubeletOptions } from "../../modules/kubelet/kubelet";
-import type { HeapFigures, NetworkFacts } from "../../modules/host";
+import type { GpioPort, HeapFigures, NetworkFacts } from "../../modules/host";
 import { FakeApi } from "../../hosts/virtual/scripted-api";
 import { VirtualTime, createVirtualHost, type VirtualHost } from "../../hosts/virtual/host";
 
@@ -30,7 +30,7 @@ export function rigWork<T>(work: () => T): T {
  * The kubelet as it runs against a real API server: over HTTP/2 (prior knowledge: the scripted
  * host has no TLS to negotiate it), unless overrides.http says "http/1.1".
  */
-export function rig(overrides: Partial<KubeletOptions> & { record?: boolean } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
+export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
   const time = new VirtualTime();
   const api = new FakeApi(time);
   const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
@@ -44,6 +44,7 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean } = 
     http2: overrides.http !== "http/1.1",
     serverMeter,
     record: overrides.record,
+    gpio: overrides.gpio,
   });
   const kubelet = new Kubelet(
     { nodeName: "board-1", server: { host: "192.0.2.1", port: 6443 }, token: "t0ken", ledFps: 0, http: "h2", ...kubeletOptions(overrides) },
@@ -55,8 +56,8 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean } = 
   return r;
 }
 
-function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean }): Partial<KubeletOptions> {
-  const { record: _record, ...rest } = o;
+function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort }): Partial<KubeletOptions> {
+  const { record: _record, gpio: _gpio, ...rest } = o;
   return rest;
 }
 

@@ -76,7 +76,38 @@ async function scraped(scrapes: number): Promise<ScenarioResult> {
   return { ...outcome(r, steady), served };
 }
 
+/** A pod's whole life: the watch event, status patches, a crash loop, logs served, deletion. */
+async function podLife(): Promise<ScenarioResult> {
+  const r = rig({ kubeletApi: { certificate: new Uint8Array([0x30, 0]), key: new Uint8Array([0x30, 0]), port: 10250 } });
+  r.kubelet.start();
+  await r.time.advance(5_000);
+  const steady = { bytes: written(r), renewals: r.kubelet.lease.renewals, at: r.time.now };
+  const scheduled = { type: "PodScheduled", status: "True", lastTransitionTime: "2026-11-21T12:00:00Z" };
+  const pod = (name: string, args: string[], restartPolicy: string) => ({
+    metadata: { name, namespace: "default", uid: `uid-${name}` },
+    spec: { nodeName: "board-1", restartPolicy, containers: [{ name: "main", image: "xs-kubelet.dev/hello:0.1", args }] },
+    status: { phase: "Pending", conditions: [scheduled] },
+  });
+  r.api.put("pods", pod("hello", [], "Always"));
+  r.api.put("pods", pod("job", ["--count=3"], "Never"));
+  r.api.put("pods", pod("crash", ["--count=1", "--exit-code=1"], "Always"));
+  await r.time.advance(35_000);
+  const served: string[] = [];
+  for (const target of ["/containerLogs/default/hello/main?tailLines=2&timestamps=true", "/containerLogs/default/crash/main?previous=true", "/pods"]) {
+    const client = r.host.dial(10250, API_SERVER_PEER);
+    client.write(`GET ${target} HTTP/1.1\r\nHost: board-1:10250\r\nConnection: close\r\n\r\n`);
+    await r.time.advance(200);
+    served.push(rigWork(() => client.received()));
+  }
+  const hello = r.api.pods.get("default/hello");
+  r.api.put("pods", { ...hello, metadata: { ...hello.metadata, deletionTimestamp: "2026-11-21T12:00:40Z", deletionGracePeriodSeconds: 30 } });
+  await r.time.advance(5_000);
+  await r.kubelet.stop();
+  return { ...outcome(r, steady), served };
+}
+
 export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
+  "a pod's life: scheduled, running, crash-looping, logs served, deleted": podLife,
   "a minute with the kubelet API open, not scraped": () => scraped(0),
   "a minute with the kubelet API open, /metrics scraped 10 times": () => scraped(10),
   "steady state for ten minutes": () => runFor(600_000),
