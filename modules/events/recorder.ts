@@ -24,13 +24,13 @@ export interface RecorderContext {
 }
 
 export interface RecorderOptions {
-  /** Pending events at most (default 16). */
+  /** Pending events at most (default 32: the Node's and a few pods'). */
   maxQueue?: number;
   /** Sent events remembered for aggregation (default 16). */
   maxRemembered?: number;
   /** An event not sent within this long is dropped (default 10 min). */
   maxAgeMs?: number;
-  /** Token bucket: burst and one token per refillMs (defaults 10 and 30 s: ~2 a minute sustained). */
+  /** Token bucket per involved object: burst and one token per refillMs (defaults 10 and 30 s: ~2 a minute sustained). */
   burst?: number;
   refillMs?: number;
 }
@@ -60,8 +60,8 @@ export class EventRecorder {
   #refill: number;
   #queue: Pending[] = [];
   #sent = new Map<string, Sent>(); // insertion order = age: the oldest is evicted first
-  #tokens: number;
-  #tokensAt: number;
+  /** Token buckets per involved object ("" the Node, a pod's uid), as client-go's per-object spam filter; at most maxRemembered. */
+  #buckets = new Map<string, { tokens: number; at: number }>();
   #loop: TimerLoop;
   #retry: RetryPolicy;
   #sending = false;
@@ -73,13 +73,11 @@ export class EventRecorder {
 
   constructor(ctx: RecorderContext, options: RecorderOptions = {}) {
     this.#ctx = ctx;
-    this.#maxQueue = options.maxQueue ?? 16;
+    this.#maxQueue = options.maxQueue ?? 32;
     this.#maxRemembered = options.maxRemembered ?? 16;
     this.#maxAge = options.maxAgeMs ?? 600_000;
     this.#burst = options.burst ?? 10;
     this.#refill = options.refillMs ?? 30_000;
-    this.#tokens = this.#burst;
-    this.#tokensAt = ctx.host.monotonic();
     this.#loop = new TimerLoop(ctx.host, () => void this.#pump());
     this.#retry = new RetryPolicy(() => ctx.host.random());
   }
@@ -114,13 +112,26 @@ export class EventRecorder {
     if (!this.#sending) this.#loop.schedule(0);
   }
 
-  #take(): boolean {
+  /** The bucket of an event's object, refilled to now. */
+  #bucket(event: Pending): { tokens: number; at: number } {
+    const key = event.spec.about?.uid ?? "";
     const now = this.#ctx.host.monotonic();
-    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#tokensAt) / this.#refill);
-    this.#tokensAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens--;
-    return true;
+    let b = this.#buckets.get(key);
+    if (!b) {
+      b = { tokens: this.#burst, at: now };
+      this.#buckets.set(key, b);
+      if (this.#buckets.size > this.#maxRemembered) {
+        for (const k of this.#buckets.keys()) {
+          if (k !== key && k !== "") {
+            this.#buckets.delete(k);
+            break;
+          }
+        }
+      }
+    }
+    b.tokens = Math.min(this.#burst, b.tokens + (now - b.at) / this.#refill);
+    b.at = now;
+    return b;
   }
 
   async #pump(): Promise<void> {
@@ -129,8 +140,19 @@ export class EventRecorder {
     if (!this.#queue.length) return;
     // After the heartbeat: the Lease and status pushes go first.
     if (this.#ctx.busy()) return this.#loop.schedule(250);
-    if (!this.#take()) return this.#loop.schedule(Math.ceil(((1 - this.#tokens) * this.#refill) || 1));
-    const event = this.#queue[0];
+    // The oldest event whose object has a token; one chatty pod does not hold back the Node's.
+    let event: Pending | undefined;
+    let wait = Infinity;
+    for (const p of this.#queue) {
+      const b = this.#bucket(p);
+      if (b.tokens >= 1) {
+        b.tokens--;
+        event = p;
+        break;
+      }
+      wait = Math.min(wait, Math.ceil((1 - b.tokens) * this.#refill) || 1);
+    }
+    if (!event) return this.#loop.schedule(wait);
     this.#sending = true;
     let next = 0;
     try {

@@ -72,14 +72,29 @@ describe("events (scripted API, virtual time)", () => {
     r.kubelet.start();
     await r.time.advance(300_000); // the registration's five events are out; the bucket refills to 10
     const before = posted(r.host.requests).length;
-    for (let i = 0; i < 40; i++) r.kubelet.events.record({ type: "Normal", reason: `Distinct${i}`, message: `event ${i}` });
-    assert.equal(r.kubelet.events.pending, 16, "the queue holds 16");
-    assert.equal(r.kubelet.events.dropped, 24, "the oldest 24 were dropped and counted");
+    for (let i = 0; i < 50; i++) r.kubelet.events.record({ type: "Normal", reason: `Distinct${i}`, message: `event ${i}` });
+    assert.equal(r.kubelet.events.pending, 32, "the queue holds 32");
+    assert.equal(r.kubelet.events.dropped, 18, "the oldest 18 were dropped and counted");
     await r.time.advance(1000);
     const burst = posted(r.host.requests).length - before;
     assert.ok(burst >= 9 && burst <= 11, `a burst of about 10: ${burst}`);
     await r.time.advance(60_000);
     assert.ok(posted(r.host.requests).length - before - burst <= 3, "then about one every 30 s");
+    await r.kubelet.stop();
+  });
+
+  it("rate-limits per involved object: a chatty pod's events do not hold back the Node's", async () => {
+    const r = rig();
+    r.kubelet.start();
+    await r.time.advance(300_000);
+    const about = { kind: "Pod" as const, namespace: "default", name: "chatty", uid: "uid-chatty" };
+    for (let i = 0; i < 20; i++) r.kubelet.events.record({ type: "Normal", reason: `Pod${i}`, message: `pod event ${i}`, about });
+    r.kubelet.events.record({ type: "Warning", reason: "NodeThing", message: "about the node" });
+    await r.time.advance(2000);
+    const all = [...r.api.coreEvents.values()];
+    assert.ok(all.some((e) => e.reason === "NodeThing" && e.involvedObject.kind === "Node"), "the Node's event went out in the pod's burst");
+    assert.equal(all.filter((e) => e.involvedObject.uid === "uid-chatty").length, 10, "the pod had its own burst of 10");
+    assert.ok(all.filter((e) => e.involvedObject.uid === "uid-chatty").every((e) => e.metadata.name.startsWith("chatty.")), "named after the pod");
     await r.kubelet.stop();
   });
 
