@@ -132,6 +132,8 @@ const CONTROLLERS = [
   "replicaset-controller",
   "deployment-controller",
   "daemonset-controller",
+  // Jobs complete on boards (deploy/examples/job.yaml): the controller counts their pods' phases.
+  "job-controller",
 ];
 
 /** Every live process started by any control plane of this Node process: killed on exit, whatever happens. */
