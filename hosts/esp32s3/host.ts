@@ -10,6 +10,7 @@ import { StatusLed } from "./led";
 import { NetworkManager } from "./network";
 import { ModdableEthernet, ModdableWifi, boardMac } from "./network-moddable";
 import { probeW5500OverSpi } from "./w5500-spi";
+import { BoardGpio } from "./gpio";
 
 export function createBoard(): Board {
   const led = new StatusLed();
@@ -17,6 +18,7 @@ export function createBoard(): Board {
   return {
     name: "esp32s3",
     facts: ESP32S3_BOARD,
+    gpio: new BoardGpio(),
     showLed: (r, g, b) => led.show(r, g, b),
     startNetwork(config, log) {
       if (network) return;

@@ -1,7 +1,7 @@
 // The firmware's sequence, shared by the board and the simulator: LED self-test → Booting →
 // configuration → network → the kubelet core. A board supplies only what differs (LED, network,
 // clock, display). Nothing here throws out: a bad configuration shows Warning and is re-checked.
-import type { BoardFacts, Host, LogLevel, NetworkFacts } from "../../modules/host";
+import type { BoardFacts, GpioPort, Host, LogLevel, NetworkFacts } from "../../modules/host";
 import { Kubelet, type KubeletSnapshot } from "../../modules/kubelet/kubelet";
 import { LedFrames } from "../../modules/led/frames";
 import { LedEngine, LED_MEANINGS, type LedState } from "../../modules/led/patterns";
@@ -23,6 +23,10 @@ export interface Board {
   /** DNS servers for API server names that are not IPv4 literals. */
   dnsServers(): string[];
   setSystemTime?(epochMs: number): void;
+  /** The pins pods may drive and read (the gpio workload). */
+  readonly gpio?: GpioPort;
+  /** Readings beyond heap and uptime (RSSI on Wi-Fi, the chip's temperature). */
+  readings?(): { rssi?: number; temperatureC?: number };
   /** Called about once a second with the agent's state (the simulator draws it). */
   show?(view: FirmwareView): void;
 }
@@ -127,6 +131,8 @@ class Firmware {
       network: () => board.network(),
       showLed: board.showLed ? (r, g, b) => board.showLed!(r, g, b) : undefined,
       setSystemTime: board.setSystemTime ? (ms) => board.setSystemTime!(ms) : undefined,
+      gpio: board.gpio,
+      readings: board.readings ? () => board.readings!() : undefined,
       log: runtime.log,
     };
     // The kubelet drives the LED from here on.

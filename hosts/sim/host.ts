@@ -8,6 +8,8 @@ import config from "mc/config";
 import type { BoardFacts, NetworkFacts } from "../../modules/host";
 import type { Board, FirmwareView } from "../moddable/app";
 import { xsHeapUsed } from "../moddable/runtime";
+import { ESP32S3_GPIO } from "../esp32s3/board";
+import { SimulatedGpio } from "../virtual/gpio";
 
 /** A stable locally-administered MAC for the simulator (mcsim has none): from mc/config "simMac". */
 function simMac(): string {
@@ -26,7 +28,8 @@ const SIM_BOARD: Readonly<BoardFacts> = Object.freeze({
   osImage: "Moddable SDK simulator (mcsim)",
   kernelVersion: "host OS",
   cpu: "240m",
-  pods: 1,
+  // As the board: the simulator is where the heap a pod costs is measured (README, "Pods on the node").
+  pods: 4,
   kubeletPort: 10250,
 });
 
@@ -88,6 +91,16 @@ class Screen {
   }
 }
 
+/** The driven pins, "4=1 5=0", or "-". */
+function pinsLine(gpio: SimulatedGpio): string {
+  const out: string[] = [];
+  for (const pin of gpio.outputs) {
+    const v = gpio.level(pin);
+    if (v !== undefined) out.push(`${pin}=${v}`);
+  }
+  return out.length ? out.join(" ") : "-";
+}
+
 function condition(view: FirmwareView, type: string): string {
   const c = view.snapshot?.conditions.find((x) => x.type === type);
   return c ? c.status : "-";
@@ -97,9 +110,12 @@ export function createBoard(): Board {
   const pixels = simulatorScreen();
   const display = pixels ? new Screen(pixels) : undefined;
   let started = false;
+  // The board's pins, simulated; what pods drive is drawn on the screen.
+  const gpio = new SimulatedGpio(ESP32S3_GPIO);
   const board: Board = {
     name: "sim",
     facts: SIM_BOARD,
+    gpio,
     showLed: display ? (r, g, b) => display.led(r, g, b) : undefined,
     startNetwork() {
       started = true; // the host's network is already up
@@ -128,7 +144,8 @@ export function createBoard(): Board {
         `renewals: ${s?.renewals ?? 0}  pushes: ${s?.statusPushes ?? 0}`,
         `Ready: ${condition(view, "Ready")}  MemoryP.: ${condition(view, "MemoryPressure")}`,
         `net: ${view.network.kind} ${view.network.address || "-"}  ${s ? s.protocol : ""}`,
-        `XS heap used: ${heap === undefined ? "n/a" : `${Math.round(heap / 1024)} KiB`}`,
+        `XS heap used: ${heap === undefined ? "n/a" : `${Math.round(heap / 1024)} KiB`}  pods: ${s?.pods ?? 0}`,
+        `GPIO: ${pinsLine(gpio)}`,
         s?.lastError ? `error: ${s.lastError}` : view.status,
       ]);
     },
