@@ -10,9 +10,10 @@ export const ESP32S3_BOARD: Readonly<BoardFacts> = Object.freeze({
   kernelVersion: "ESP-IDF / FreeRTOS",
   // Two 240 MHz cores, but the agent runs on one XS machine: a quarter of one core is what it offers.
   cpu: "240m",
-  // Pods at once: see GPIO_PINS' neighbour note in the README ("Pods on the board") for the heap
-  // each running pod costs, measured in the simulator.
-  pods: 4,
+  // Pods at once, from what a running pod costs (README, "Pods on the node": ~525 XS slots and
+  // up to ~12 KB of chunks each, measured) against the heap the manifest gives the board (6144
+  // slots, 96 KB of chunks) less what the agent itself holds.
+  pods: 2,
   kubeletPort: 10250,
 });
 

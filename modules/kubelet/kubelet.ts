@@ -93,6 +93,8 @@ export interface KubeletSnapshot {
   connects: number;
   /** "h2" or "http/1.1": what the agent speaks to the API server now. */
   protocol: string;
+  /** Pods admitted and not finished. */
+  pods: number;
 }
 
 export class Kubelet {
@@ -419,6 +421,7 @@ export class Kubelet {
       bytesReceived: stats.bytesReceived,
       connects: stats.connects,
       protocol: this.api.protocol,
+      pods: this.pods.active,
     };
   }
 }

@@ -133,10 +133,20 @@ interface PodRun {
 
 const CONDITIONS: readonly string[] = Object.freeze(["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"]);
 
+/**
+ * What is kept of a pod object (for /pods and its PodScheduled condition): metadata without
+ * managedFields and kubectl's last-applied copy of the spec, the spec, and of the status only the
+ * scheduler's condition (the node reports the rest itself).
+ */
 function trimmed(pod: any): any {
   const metadata = { ...(pod?.metadata ?? {}) };
   delete metadata.managedFields;
-  return { apiVersion: "v1", kind: "Pod", metadata, spec: pod?.spec ?? {}, status: pod?.status ?? {} };
+  if (metadata.annotations && "kubectl.kubernetes.io/last-applied-configuration" in metadata.annotations) {
+    metadata.annotations = { ...metadata.annotations };
+    delete metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"];
+  }
+  const scheduled = Array.isArray(pod?.status?.conditions) ? pod.status.conditions.filter((c: any) => c?.type === "PodScheduled") : [];
+  return { apiVersion: "v1", kind: "Pod", metadata, spec: pod?.spec ?? {}, status: { conditions: scheduled } };
 }
 
 function restartPolicyOf(pod: any): PodRun["restartPolicy"] {

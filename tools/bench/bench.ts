@@ -67,6 +67,10 @@ for (const [name, run, max] of [["HTTP/1.1", h1, 3000], ["h2", h2, 1600]] as con
     report("XS slots live a minute in, h2 (scripted server included)", h2Heap.running, "slots");
     report("XS slots live a minute in, HTTP/1.1 (scripted server included)", h1Heap.running, "slots");
     report("XS slots, h2 minus HTTP/1.1 (both sides' HPACK state vs a second connection)", h2Heap.running - h1Heap.running, "slots");
+    // A running pod: four hello pods (a line a second, 4 KiB log rings) against none, same minute.
+    // Slots only: the log lines' text is in the chunk heap (the simulator's figure is in the README).
+    const podsHeap = await xs.heap("h2+4pods");
+    report("XS slots per running hello pod (4 pods minus none, a minute in, log rings full)", (podsHeap.running - h2Heap.running) / 4, "slots", 1500);
   } finally {
     xs.dispose();
   }

@@ -28,7 +28,7 @@ export interface XsRun {
 export interface XsBundle {
   run(name: string): Promise<XsRun>;
   /** Live XS slots: an agent constructed, running a minute in (connection and Node watch open), stopped and dropped. */
-  heap(http: "h2" | "http/1.1"): Promise<{ constructed: number; running: number; stopped: number }>;
+  heap(mode: "h2" | "http/1.1" | `h2+${number}pods`): Promise<{ constructed: number; running: number; stopped: number }>;
   /** Removes the bundle's temporary directory. */
   dispose(): void;
 }

@@ -42,12 +42,22 @@ if (typeof resetMeter === "function" && typeof currentMeterLimit === "function")
 // --heap: an agent left running for a minute (its connection and Node watch open), then stopped and
 // dropped; the driver collects garbage in between and reads the live slots (tools/xs/driver.ts).
 let held: Rig | undefined;
-(globalThis as any).holdScenario = (http: string) => {
-  held = rig({ http: http === "http/1.1" ? "http/1.1" : "h2", record: false });
+let heldPods = 0;
+/** mode: "h2", "http/1.1", or "h2+<n>pods" (n hello pods running, a line a second, for the minute). */
+(globalThis as any).holdScenario = (mode: string) => {
+  held = rig({ http: mode === "http/1.1" ? "http/1.1" : "h2", record: false });
+  const m = /\+(\d+)pods$/.exec(mode);
+  heldPods = m ? Number(m[1]) : 0;
 };
 (globalThis as any).startHeld = () => {
-  held!.kubelet.start();
-  void held!.time.advance(60_000);
+  const r = held!;
+  r.kubelet.start();
+  void r.time.advance(5_000).then(() => {
+    for (let i = 0; i < heldPods; i++) {
+      r.api.put("pods", { metadata: { name: `p${i}`, namespace: "default", uid: `uid-p${i}` }, spec: { nodeName: "board-1", containers: [{ name: "c", image: "xs-kubelet.dev/hello" }] }, status: { phase: "Pending" } });
+    }
+    return r.time.advance(55_000);
+  });
 };
 (globalThis as any).releaseScenario = () => {
   const r = held!;
