@@ -106,4 +106,19 @@ describe("the agent's kubelet API through the real kube-apiserver", function () 
     console.log(`      $ kubectl top node ${NAME}\n      ${line}`);
     assert.match(line, new RegExp(`^${NAME}\\s+\\d+m\\s+\\d+%\\s+\\d+Mi\\s+`));
   });
+
+  it("metrics-server reads the container series too: kubectl top pod shows a pod running on the node", async function () {
+    const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "top-me", namespace: "default" }, spec: { nodeName: NAME, automountServiceAccountToken: false, containers: [{ name: "c", image: "xs-kubelet.dev/hello", args: ["--interval=200ms"] }] } };
+    await cp.kubectl(["apply", "-f", "-"], { input: JSON.stringify(pod) });
+    try {
+      const line = await eventually("kubectl top pod", 120_000, async () => {
+        const out = await cp.kubectl(["top", "pod", "top-me", "-n", "default", "--no-headers"]).catch(() => "");
+        return out.startsWith("top-me") ? out.trim() : undefined;
+      }, 3000);
+      console.log(`      $ kubectl top pod top-me\n      ${line}`);
+      assert.match(line, /^top-me\s+\d+m\s+\d+Mi$/);
+    } finally {
+      await cp.kubectl(["delete", "pod", "top-me", "-n", "default", "--wait=false"]).catch(() => undefined);
+    }
+  });
 });

@@ -173,7 +173,7 @@ describe("pods", () => {
 
   it("gpio drives allowed pins and refuses the others with a clear error; a pin held by one pod is refused to another", async () => {
     const gpio = new SimulatedGpio({ outputs: [4, 5], inputs: [6] });
-    const r = await running({ gpio });
+    const r = await running({ gpio, identity: { pods: 4 } });
     r.api.put("pods", pod("blink", [{ name: "io", image: "xs-kubelet.dev/gpio", args: ["--outputs=4", "--blink=500ms", "--inputs=6"] }]));
     await r.time.until(() => status(r, "blink")?.phase === "Running", 5_000, "Running");
     gpio.set(6, 1);

@@ -103,6 +103,16 @@ const options: KubeletOptions = {
   token: conn.token,
   identity: { osImage: `xs-kubelet simulated board (Node.js ${process.version})` },
 };
+// The local control plane: the kubelet API too (kubectl logs, kubectl top), with a serving
+// certificate from the CSR API. Joining another cluster: `npm run provision -- --serving` gets one.
+if (cluster) {
+  try {
+    const serving = await cluster.nodeServingCertificate(nodeName, ["127.0.0.1", nodeName]);
+    options.kubeletApi = { certificate: serving.certificate, key: serving.key, clientCa: cluster.caDer, port: 0 };
+  } catch (err) {
+    log("warn", `no kubelet API (kubectl logs will not work): ${(err as Error).message}`);
+  }
+}
 let kubelet: Kubelet;
 try {
   kubelet = new Kubelet(options, host);
@@ -143,7 +153,7 @@ function render(): void {
     `  LED ${dot}  ${s.led.padEnd(12)} ${LED_MEANINGS[s.led]}`,
     `  node ${s.nodeName}   phase ${s.phase}   server ${conn.host}:${conn.port}`,
     `  Lease renewals ${s.renewals} (last ${s.lastRenewTime || "—"})   status pushes ${s.statusPushes}   Ready ${ready?.status}   MemoryPressure ${mem?.status}`,
-    `  wire: ${s.protocol}, ${s.bytesSent} B sent, ${s.bytesReceived} B received on ${s.connects} TLS connection(s)`,
+    `  wire: ${s.protocol}, ${s.bytesSent} B sent, ${s.bytesReceived} B received on ${s.connects} TLS connection(s)   pods running ${s.pods}`,
     s.lastError ? `  \x1b[33m${s.lastError}\x1b[0m` : "",
     "",
     "  $ kubectl get nodes -o wide",
@@ -156,7 +166,7 @@ function render(): void {
 const renderTimer = live ? setInterval(render, 250) : undefined;
 
 if (cluster) {
-  console.log(`\nIn another terminal:\n  export KUBECONFIG=${cluster.kubeconfig}\n  ${cluster.bin("kubectl")} get nodes -o wide\n`);
+  console.log(`\nIn another terminal:\n  export KUBECONFIG=${cluster.kubeconfig}\n  ${cluster.bin("kubectl")} get nodes -o wide\n  ${cluster.bin("kubectl")} apply -f deploy/examples/hello-pod.yaml && ${cluster.bin("kubectl")} logs -f hello\n`);
 }
 
 let stopping = false;
