@@ -167,6 +167,11 @@ export interface Host {
   readonly gpio?: GpioPort;
   /** Readings beyond heap and uptime, where the platform has them (Wi-Fi RSSI in dBm, the chip's temperature). */
   readings?(): { rssi?: number; temperatureC?: number };
+  /**
+   * What survives a reboot: small named blobs (the last good settings, the device memory region).
+   * Preferences on the board and in mcsim, a directory on the Node host; absent: nothing persists.
+   */
+  readonly store?: { read(key: string): Uint8Array | undefined; write(key: string, bytes: Uint8Array): void };
   /** Sets the system clock where the platform has one to set (the board has no RTC). */
   setSystemTime?(epochMs: number): void;
   log(level: LogLevel, message: string): void;

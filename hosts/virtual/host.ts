@@ -117,6 +117,8 @@ export interface ParsedRequest {
 export interface VirtualHostOptions {
   /** Pins for the gpio workload (default: the board's, simulated). */
   gpio?: GpioPort;
+  /** What survives a "reboot" (a Map shared between two hosts in a test); absent: nothing persists. */
+  store?: Map<string, Uint8Array>;
   time: VirtualTime;
   handler: ScriptedHandler;
   seed?: number;
@@ -511,6 +513,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
     network: () => ({ kind: "ethernet", connected: true, address: "192.0.2.10", mac: "02:00:00:aa:bb:cc", reconnects: 0, ...options.network?.() }),
     showLed: (r, g, b) => void led.push([r, g, b]),
     gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
+    store: options.store ? { read: (k) => options.store!.get(k)?.slice(), write: (k, b) => void options.store!.set(k, b.slice()) } : undefined,
     log: (level, message) => {
       logs.push(`${level}: ${message}`);
       options.log?.(level, message);

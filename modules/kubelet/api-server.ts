@@ -27,6 +27,8 @@ export interface AgentState {
   renewals(): number;
   watchEvents(): number;
   bootAt: number;
+  /** The device memory region (settings: memory_values), for GET /device/memory. */
+  memory?: () => Uint8Array;
   /** The node's pods (the pod manager): /pods, /containerLogs, the container series of /metrics/resource. */
   pods?: {
     pods(): object[];
@@ -69,6 +71,7 @@ export class KubeletApiServer {
     const handler = createKubeletApi(
       {
         pods: () => state.pods?.pods() ?? [],
+        memory: state.memory ? () => state.memory!().slice() : undefined,
         logs: ({ namespace, pod, container, query }) => {
           const out = state.pods?.logs(namespace, pod, container, query);
           if (!out) return textResponse(404, `pod ${namespace}/${pod} is not on this node`);

@@ -24,6 +24,8 @@ import { HealthLedger } from "./health";
 import { PodManager } from "../pods/manager";
 import { BUILTIN_WORKLOADS } from "../pods/builtin";
 import { WorkloadRegistry } from "../pods/workload";
+import { DEFAULTS_CONFIGMAP, SETTINGS_ANNOTATION, SETTINGS_NAMESPACE, SettingsController, nodeConfigMap } from "../settings/controller";
+import { firmwareSettings, type DeviceSettings } from "../settings/settings";
 
 export interface KubeletOptions {
   nodeName: string;
@@ -50,7 +52,11 @@ export interface KubeletOptions {
   kubeletApi?: KubeletApiConfig;
   /** Bytes per container log ring (the current and the previous instance each); default 4 KiB. */
   podLogBytes?: number;
+  /** Watch the settings ConfigMaps (default true). */
+  settings?: boolean;
 }
+
+const LEVELS: readonly LogLevel[] = Object.freeze(["debug", "info", "warn", "error"]);
 
 export class ConfigError extends Error {
   problems: string[];
@@ -114,6 +120,9 @@ export class Kubelet {
   readonly pods: PodManager;
   /** Those pods, watched over the one connection (fieldSelector spec.nodeName). */
   readonly podWatch: Watcher;
+  /** Device settings and memory from the ConfigMaps xs-kubelet/xs-kubelet-defaults and xs-kubelet-node-<name>. */
+  readonly settings: SettingsController;
+  readonly settingsWatches: Watcher[];
   /** The kubelet API on :10250 (or the host's port); undefined when not configured or the host cannot listen. */
   readonly apiServer: KubeletApiServer | undefined;
   phase: KubeletPhase = "booting";
@@ -122,6 +131,8 @@ export class Kubelet {
   #options: KubeletOptions;
   #health: HealthLedger;
   #stopped = false;
+  /** The lowest level passed to the host (log_level setting; "debug": all, the host decides). */
+  #logLevel: LogLevel = "debug";
   #wake: (() => void) | undefined;
   #frames: LedFrames | undefined;
   #started: Promise<void> | undefined;
@@ -181,6 +192,7 @@ export class Kubelet {
     this.status = new StatusReconciler(ctx, {
       renewals: () => this.lease.renewals,
       shuttingDown: () => this.phase === "stopping" || this.phase === "stopped",
+      annotations: (): Record<string, string> => (this.settingsWatches?.length ? { [SETTINGS_ANNOTATION]: this.settings.annotation() } : {}),
     });
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
     this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
@@ -199,9 +211,17 @@ export class Kubelet {
       { maxPods: Number(this.identity.capacity.pods), memoryBytes: host.heap()?.total, logBytes: options.podLogBytes },
     );
     this.podWatch = new Watcher(ctx, `pods on ${options.nodeName}`, { path: paths.pods, fieldSelector: `spec.nodeName=${options.nodeName}` }, this.pods.handler);
+    const firmware = firmwareSettings({ ledBrightness: this.led.cap, statusReportSeconds: ctx.options.statusReportSeconds, conditionCheckSeconds: ctx.options.conditionCheckSeconds, logLevel: "debug" });
+    this.settings = new SettingsController({ host, nodeName: options.nodeName, log: (l, m) => this.#log(l, m), record: (spec) => this.events.record(spec) }, firmware, (s) => this.#applySettings(s, ctx));
+    const cmPath = `/api/v1/namespaces/${SETTINGS_NAMESPACE}/configmaps`;
+    const settingsWatch = (name: string, handler: typeof this.settings.nodeHandler) => new Watcher(ctx, `ConfigMap ${SETTINGS_NAMESPACE}/${name}`, { path: cmPath, fieldSelector: `metadata.name=${name}`, pageSize: 1, maxEventBytes: 24 * 1024, maxListBytes: 32 * 1024 }, handler);
+    this.settingsWatches = options.settings === false ? [] : [settingsWatch(DEFAULTS_CONFIGMAP, this.settings.defaultsHandler), settingsWatch(nodeConfigMap(options.nodeName), this.settings.nodeHandler)];
+    this.settings.onApplied = () => void this.status.pushNow("settings applied");
+    // Before anything reaches the network: the last settings the cluster gave this node.
+    this.settings.restore();
     this.apiServer =
       options.kubeletApi && host.listen
-        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods }, (m) => this.#log("warn", m))
+        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods, memory: () => this.settings.current.memory }, (m) => this.#log("warn", m))
         : undefined;
     const name = options.nodeName;
     this.#network = host.network().kind;
@@ -240,6 +260,7 @@ export class Kubelet {
         void this.#recover();
         this.nodeWatch.retryNow();
         this.podWatch.retryNow();
+        for (const w of this.settingsWatches) w.retryNow();
       }
       this.#updateLed();
     };
@@ -302,6 +323,7 @@ export class Kubelet {
     this.nodeWatch.start();
     this.pods.start();
     this.podWatch.start();
+    for (const w of this.settingsWatches) w.start();
     this.events.start();
     this.#updateLed();
   }
@@ -371,6 +393,8 @@ export class Kubelet {
     this.nodeWatch.stop();
     this.podWatch.stop();
     this.pods.stop();
+    for (const w of this.settingsWatches) w.stop();
+    this.settings.stop();
     this.events.stop();
     this.apiServer?.close();
     this.lease.stop();
@@ -399,7 +423,16 @@ export class Kubelet {
     this.led.setState(state, this.host.monotonic());
   }
 
+  #applySettings(s: DeviceSettings, ctx: AgentContext): void {
+    this.led.cap = s.ledBrightness;
+    ctx.options.statusReportSeconds = s.statusReportSeconds;
+    ctx.options.conditionCheckSeconds = s.conditionCheckSeconds;
+    this.#logLevel = s.logLevel;
+    this.pods.workloadDefaults = s.workloadDefaults;
+  }
+
   #log(level: LogLevel, message: string): void {
+    if (LEVELS.indexOf(level) < LEVELS.indexOf(this.#logLevel)) return;
     this.host.log(level, message);
   }
 

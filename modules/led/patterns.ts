@@ -59,6 +59,15 @@ export class LedEngine {
     this.#cap = Math.max(0, Math.min(255, Math.round(cap)));
   }
 
+  /** The brightness cap per channel (the led_brightness setting). */
+  get cap(): number {
+    return this.#cap;
+  }
+
+  set cap(cap: number) {
+    this.#cap = Math.max(0, Math.min(255, Math.round(cap)));
+  }
+
   get state(): LedState {
     return this.#state;
   }

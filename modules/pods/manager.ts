@@ -167,6 +167,8 @@ export class PodManager {
   #pins = new Map<number, string>();
   #leds: { owner: string; overlay: LedOverlay }[] = [];
   #bootAt: number;
+  /** Per workload, the node's defaults for its settings (the settings ConfigMaps). */
+  workloadDefaults: Record<string, Record<string, string>> = {};
   /** Status writes and deletions sent (for the tests and /metrics). */
   stats = { statusWrites: 0, deletions: 0, rejected: 0, starts: 0 };
 
@@ -422,6 +424,7 @@ export class PodManager {
       env,
       nodeName: this.#ctx.nodeName,
       podName: run.name,
+      defaults: { ...(this.workloadDefaults[kind.name] ?? {}) },
       devices: this.#devices(c, owner),
       log: (line: string) => {
         if (generation !== c.generation) return;

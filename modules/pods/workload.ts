@@ -50,6 +50,8 @@ export interface WorkloadIO {
   readonly env: Readonly<Record<string, string>>;
   readonly nodeName: string;
   readonly podName: string;
+  /** The node's defaults for this workload's settings (the settings ConfigMaps: hello_interval …). */
+  readonly defaults?: Readonly<Record<string, string>>;
   log(line: string): void;
   /** The workload is done; the container terminates with this exit code. */
   exit(code: number): void;
@@ -108,12 +110,13 @@ export class WorkloadRegistry {
 }
 
 /**
- * A workload's settings: env (KEY_NAME) and args (--key-name=value), args winning, every key
+ * A workload's settings: its defaults, the node's defaults (settings), env (KEY_NAME), args
+ * (--key-name=value), each winning over the one before; every key
  * checked against the ones it knows — an unknown one is an error, not silently ignored.
  */
 export function settings(io: WorkloadIO, known: Record<string, string>, workload: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, def] of Object.entries(known)) out[key] = def;
+  for (const [key, def] of Object.entries(known)) out[key] = io.defaults?.[key] ?? def;
   const envKey = (k: string) => k.toUpperCase().replace(/-/g, "_");
   for (const key of Object.keys(known)) {
     const v = io.env[envKey(key)];

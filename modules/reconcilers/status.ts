@@ -29,6 +29,8 @@ export interface StatusSources {
   /** Lifetime Lease renewals (Existential). */
   renewals(): number;
   shuttingDown(): boolean;
+  /** More annotations to carry on every push (the settings' origin). */
+  annotations?(): Record<string, string>;
 }
 
 export class StatusReconciler {
@@ -84,7 +86,8 @@ export class StatusReconciler {
   /** The heap figure rides along with every push (the status subresource keeps metadata changes). */
   annotations(): Record<string, string> {
     const heap = this.#ctx.host.heap();
-    return heap ? { [HEAP_ANNOTATION]: String(heap.free) } : {};
+    const extra = this.#sources.annotations?.() ?? {};
+    return heap ? { ...extra, [HEAP_ANNOTATION]: String(heap.free) } : { ...extra };
   }
 
   /** Evaluates the conditions now; returns the types whose status flipped. */

@@ -92,6 +92,7 @@ export function subresourcesFor(path: string, fineGrained = true): string[] {
   }
   if (isSubpath(path, "/stats")) out.push("stats");
   else if (isSubpath(path, "/metrics")) out.push("metrics");
+  else if (isSubpath(path, "/device")) out.push("metrics"); // the device memory region: as /metrics
   else if (isSubpath(path, "/logs")) out.push("log");
   else out.push("proxy");
   return out;

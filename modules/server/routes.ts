@@ -22,6 +22,8 @@ export interface KubeletApiSources {
   summary?: () => object;
   /** /spec. */
   spec?: () => object;
+  /** /device/memory: the 1 KiB device memory region (k3s-pico-node's), raw. */
+  memory?: () => Uint8Array;
   /** /containerLogs/<namespace>/<pod>/<container>?<query>: absent until the node runs pods. */
   logs?: (request: { namespace: string; pod: string; container: string; query: string }) => ServerResponse | Promise<ServerResponse>;
 }
@@ -99,12 +101,16 @@ export function createKubeletApi(sources: KubeletApiSources, options: KubeletApi
         if (!sources.spec) return notImplemented("/spec");
         return json(sources.spec());
       }
+      case Route.Memory: {
+        if (!sources.memory) return notImplemented("/device/memory");
+        return { status: 200, headers: [["Content-Type", "application/octet-stream"]], body: sources.memory() };
+      }
     }
     return textResponse(404, "404 page not found");
   };
 }
 
-const Route = Object.freeze({ Pods: 1, Metrics: 2, Resource: 3, Summary: 4, Spec: 5 });
+const Route = Object.freeze({ Pods: 1, Metrics: 2, Resource: 3, Summary: 4, Spec: 5, Memory: 6 });
 
 const ROUTES: Readonly<Record<string, number>> = Object.freeze({
   "/pods": Route.Pods,
@@ -115,6 +121,7 @@ const ROUTES: Readonly<Record<string, number>> = Object.freeze({
   "/stats/summary/": Route.Summary,
   "/spec": Route.Spec,
   "/spec/": Route.Spec,
+  "/device/memory": Route.Memory,
 });
 
 export interface SummaryInput {

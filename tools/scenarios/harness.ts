@@ -30,7 +30,7 @@ export function rigWork<T>(work: () => T): T {
  * The kubelet as it runs against a real API server: over HTTP/2 (prior knowledge: the scripted
  * host has no TLS to negotiate it), unless overrides.http says "http/1.1".
  */
-export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
+export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort; store?: Map<string, Uint8Array> } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
   const time = new VirtualTime();
   const api = new FakeApi(time);
   const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
@@ -45,6 +45,7 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpi
     serverMeter,
     record: overrides.record,
     gpio: overrides.gpio,
+    store: overrides.store,
   });
   const kubelet = new Kubelet(
     { nodeName: "board-1", server: { host: "192.0.2.1", port: 6443 }, token: "t0ken", ledFps: 0, http: "h2", ...kubeletOptions(overrides) },
@@ -56,8 +57,8 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpi
   return r;
 }
 
-function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort }): Partial<KubeletOptions> {
-  const { record: _record, gpio: _gpio, ...rest } = o;
+function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort; store?: Map<string, Uint8Array> }): Partial<KubeletOptions> {
+  const { record: _record, gpio: _gpio, store: _store, ...rest } = o;
   return rest;
 }
 
