@@ -6,7 +6,9 @@ import { Kubelet, type KubeletSnapshot } from "../../modules/kubelet/kubelet";
 import { LedFrames } from "../../modules/led/frames";
 import { LedEngine, LED_MEANINGS, type LedState } from "../../modules/led/patterns";
 import { AGENT_VERSION } from "../../modules/version";
-import { describeConfig, loadConfig, type FirmwareConfig } from "./config";
+import { loadPersisted } from "../../modules/settings/controller";
+import { firmwareSettings } from "../../modules/settings/settings";
+import { describeConfig, loadConfig, preferenceStore, type FirmwareConfig } from "./config";
 import * as runtime from "./runtime";
 import { createConnector } from "./transport";
 import { createListen } from "./listener";
@@ -68,6 +70,10 @@ class Firmware {
 
   start(): void {
     runtime.log("info", `xs-kubelet ${AGENT_VERSION} firmware on ${this.#board.name}`);
+    // The last settings from the cluster, before the network is up: the LED's brightness cap now
+    // (the agent applies the rest when it starts).
+    const kept = loadPersisted({ store: preferenceStore, utf8Decode: runtime.utf8Decode }, firmwareSettings({ ledBrightness: this.#led.cap, statusReportSeconds: 300, conditionCheckSeconds: 10, logLevel: "debug" }), (m) => runtime.log("warn", m));
+    if (kept) this.#led.cap = kept.settings.ledBrightness;
     this.#setLed("selftest");
     const show = this.#board.showLed;
     if (show) {
@@ -132,6 +138,7 @@ class Firmware {
       showLed: board.showLed ? (r, g, b) => board.showLed!(r, g, b) : undefined,
       setSystemTime: board.setSystemTime ? (ms) => board.setSystemTime!(ms) : undefined,
       gpio: board.gpio,
+      store: preferenceStore,
       readings: board.readings ? () => board.readings!() : undefined,
       log: runtime.log,
     };

@@ -136,3 +136,22 @@ export function describeConfig(c: FirmwareConfig): string {
   const creds = k.token ? `token (${k.token.length} chars)` : k.tls?.clientCertificate ? "client certificate" : "none";
   return `node "${k.nodeName}", API server ${k.server.host}:${k.server.port}, ${tls}, HTTP ${k.http ?? "auto"}, credentials: ${creds}${k.kubeletApi ? ", kubelet API served (HTTPS)" : ""}${c.wifi ? `, Wi-Fi "${c.wifi.ssid}"` : ""}`;
 }
+
+/**
+ * Host.store on the board and in mcsim: Preferences in the same domain, one ArrayBuffer per key
+ * ("settings", "memory": within NVS's 15-character keys; values well under its ~4000-byte blobs —
+ * the settings text leaves memory_values out, the 1 KiB region is stored as bytes).
+ */
+export const preferenceStore = Object.freeze({
+  read(key: string): Uint8Array | undefined {
+    try {
+      const v = Preference.get(PREF_DOMAIN, `st-${key}`);
+      return v instanceof ArrayBuffer ? new Uint8Array(v.slice(0)) : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  write(key: string, bytes: Uint8Array): void {
+    Preference.set(PREF_DOMAIN, `st-${key}`, bytes.slice().buffer as ArrayBuffer);
+  },
+});

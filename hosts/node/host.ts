@@ -2,6 +2,8 @@
 // randomness, the V8 heap (or an injected figure, so tests can force MemoryPressure), the terminal LED,
 // and the truth about the machine it runs on (or the board it is told to pose as).
 import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { availableParallelism, networkInterfaces, release, type as osType } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -22,6 +24,8 @@ export interface NodeHostOptions {
   showLed?: (r: number, g: number, b: number) => void;
   /** Pins for the gpio workload (default: the board's allow-lists, simulated). */
   gpio?: GpioPort;
+  /** Where what survives a restart is kept (the last good settings, the device memory): one file per key. Absent: nothing persists. */
+  stateDir?: string;
   log?: (level: LogLevel, message: string) => void;
   /** What the Node reports about the board; default: this machine, as it is. */
   board?: Partial<BoardFacts>;
@@ -56,6 +60,29 @@ export function machineFacts(): BoardFacts {
     // tests fill (the 11th is OutOfpods).
     pods: 10,
     kubeletPort: 10250,
+  };
+}
+
+/** A directory of small files, written atomically (a temp file renamed over the old one). */
+function fileStore(dir: string): NonNullable<Host["store"]> {
+  const path = (key: string) => {
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(key)) throw new Error(`store: bad key "${key}"`);
+    return join(dir, key);
+  };
+  return {
+    read(key) {
+      try {
+        return new Uint8Array(readFileSync(path(key)));
+      } catch {
+        return undefined;
+      }
+    },
+    write(key, bytes) {
+      mkdirSync(dir, { recursive: true });
+      const tmp = `${path(key)}.tmp`;
+      writeFileSync(tmp, bytes);
+      renameSync(tmp, path(key));
+    },
   };
 }
 
@@ -163,6 +190,7 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
     showLed: options.showLed,
     // The board's pins, simulated: the same pod manifests run here and on the board.
     gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
+    store: options.stateDir ? fileStore(options.stateDir) : undefined,
     log: options.log ?? defaultLog,
   };
   return host;

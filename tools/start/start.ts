@@ -2,6 +2,8 @@
 // With no options it starts the local control plane (the embedded default); --kubeconfig or
 // --server/--ca/--token join an existing cluster instead. Ctrl-C shuts down gracefully.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "../controlplane/build";
 import { parseArgs } from "node:util";
 import { ConfigError, Kubelet, configProblems, type KubeletOptions } from "../../modules/kubelet/kubelet";
 import type { LogLevel } from "../../modules/host";
@@ -94,7 +96,17 @@ const log = (level: LogLevel, message: string) => {
   } else console.log(line);
 };
 let ledRgb: [number, number, number] = [0, 0, 0];
-const host = createNodeHost({ name: "node", log, showLed: (r, g, b) => (ledRgb = [r, g, b]) });
+// The local control plane reaches the kubelet API through its node proxy, which refuses loopback
+// node addresses: where this machine has another address, the agent listens on and advertises it.
+const apiAddress = cluster ? (await import("../controlplane/launcher")).endpointAddress() : undefined;
+// The last good settings and the device memory survive a restart, as on the board.
+const host = createNodeHost({
+  name: "node",
+  log,
+  showLed: (r, g, b) => (ledRgb = [r, g, b]),
+  stateDir: join(repoRoot, ".cache", "state", nodeName),
+  ...(apiAddress ? { listenAddress: apiAddress, network: () => ({ address: apiAddress }) } : {}),
+});
 
 const options: KubeletOptions = {
   nodeName,
@@ -107,7 +119,7 @@ const options: KubeletOptions = {
 // certificate from the CSR API. Joining another cluster: `npm run provision -- --serving` gets one.
 if (cluster) {
   try {
-    const serving = await cluster.nodeServingCertificate(nodeName, ["127.0.0.1", nodeName]);
+    const serving = await cluster.nodeServingCertificate(nodeName, [apiAddress ?? "127.0.0.1", nodeName]);
     options.kubeletApi = { certificate: serving.certificate, key: serving.key, clientCa: cluster.caDer, port: 0 };
   } catch (err) {
     log("warn", `no kubelet API (kubectl logs will not work): ${(err as Error).message}`);
