@@ -8,5 +8,15 @@ const file = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url
 export function renderNodeRbac(node: string): string {
   const problem = nodeNameProblem(node);
   if (problem) throw new Error(problem);
-  return `${file("xs-kubelet.yaml")}\n---\n${file("node-rbac.yaml").replaceAll("NODE_NAME", node)}`;
+  return `${file("xs-kubelet.yaml")}\n---\n${file("node-rbac.yaml").replaceAll("NODE_NAME", node)}\n---\n${file("node-settings.yaml").replaceAll("NODE_NAME", node)}`;
+}
+
+/** The settings ConfigMaps' RBAC for nodes (both identities), with the namespace: what a node with a system:node identity needs. */
+export function renderSettingsRbac(nodes: string[]): string {
+  for (const node of nodes) {
+    const problem = nodeNameProblem(node);
+    if (problem) throw new Error(problem);
+  }
+  const namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: xs-kubelet\n";
+  return [namespace, ...nodes.map((n) => file("node-settings.yaml").replaceAll("NODE_NAME", n))].join("\n---\n");
 }

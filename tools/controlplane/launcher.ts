@@ -13,7 +13,7 @@ import { request as httpsRequest } from "node:https";
 import { networkInterfaces, tmpdir } from "node:os";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { dirname, join } from "node:path";
-import { renderNodeRbac } from "../../deploy/render";
+import { renderNodeRbac, renderSettingsRbac } from "../../deploy/render";
 import { BUILDS_IN_USE_FILE, CONTROL_PLANE_DIR_PREFIX, ensureBuilt, type Built, type BinaryName } from "./build";
 
 export interface ControlPlaneOptions {
@@ -456,6 +456,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       return true;
     });
     await waitFor("kube-scheduler /healthz", 60_000, async () => (await httpsStatus(`https://127.0.0.1:${schedPort}/healthz`, undefined)).status === 200);
+    // The nodes' settings ConfigMaps (deploy/node-settings.yaml), as `npm run provision` grants them.
+    if (options.nodes?.length) await kubectl(["apply", "-f", "-"], { input: renderSettingsRbac(options.nodes) });
 
     const caPem = readFileSync(caFile, "utf8");
     const caDer = new Uint8Array(readFileSync(join(pki, "ca.der")));

@@ -22,7 +22,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as x509 from "@peculiar/x509";
 import { parseAllDocuments } from "yaml";
-import { renderNodeRbac } from "../../deploy/render";
+import { renderNodeRbac, renderSettingsRbac } from "../../deploy/render";
 import { nodeNameProblem } from "../../modules/k8s/names";
 import { clusterRequest, fromKubeconfig, parseServer, type ClusterConnection, type ClusterResponse } from "../kube/connection";
 
@@ -54,8 +54,8 @@ const RESOURCE_PATHS: Record<string, (name: string, ns?: string) => string> = {
 };
 
 /** Server-side apply of deploy/xs-kubelet.yaml and deploy/node-rbac.yaml for one node. */
-export async function applyNodeRbac(api: Api, node: string): Promise<void> {
-  for (const doc of parseAllDocuments(renderNodeRbac(node))) {
+export async function applyNodeRbac(api: Api, node: string, yaml = renderNodeRbac(node)): Promise<void> {
+  for (const doc of parseAllDocuments(yaml)) {
     const obj = doc.toJS();
     if (!obj) continue;
     const path = RESOURCE_PATHS[obj.kind];
@@ -324,6 +324,8 @@ async function main(): Promise<void> {
   } else {
     console.log(`Requesting a client certificate for system:node:${node} …`);
     p.certificate = await nodeClientCertificate(api, node, (l) => console.log(`  ${l}`));
+    console.log(`Letting system:node:${node} read its settings ConfigMaps (deploy/node-settings.yaml) …`);
+    await applyNodeRbac(api, node, renderSettingsRbac([node]));
   }
   if (values.serving) {
     console.log(`Requesting a kubelet serving certificate for ${servingAddresses.join(", ")} …`);
