@@ -45,9 +45,10 @@ let held: Rig | undefined;
 let heldPods = 0;
 /** mode: "h2", "http/1.1", or "h2+<n>pods" (n hello pods running, a line a second, for the minute). */
 (globalThis as any).holdScenario = (mode: string) => {
-  held = rig({ http: mode === "http/1.1" ? "http/1.1" : "h2", record: false });
   const m = /\+(\d+)pods$/.exec(mode);
   heldPods = m ? Number(m[1]) : 0;
+  // Room for them all (the board admits two), so every one runs; the same capacity in both counts.
+  held = rig({ http: mode === "http/1.1" ? "http/1.1" : "h2", record: false, identity: { pods: 8 } });
 };
 (globalThis as any).startHeld = () => {
   const r = held!;
@@ -56,7 +57,9 @@ let heldPods = 0;
     for (let i = 0; i < heldPods; i++) {
       r.api.put("pods", { metadata: { name: `p${i}`, namespace: "default", uid: `uid-p${i}` }, spec: { nodeName: "board-1", containers: [{ name: "c", image: "xs-kubelet.dev/hello" }] }, status: { phase: "Pending" } });
     }
-    return r.time.advance(55_000);
+    return r.time.advance(55_000).then(() => {
+      if (r.kubelet.pods.active !== heldPods) throw new Error(`${r.kubelet.pods.active} of ${heldPods} pods running`);
+    });
   });
 };
 (globalThis as any).releaseScenario = () => {
