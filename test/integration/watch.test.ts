@@ -41,8 +41,8 @@ describe("one connection to the real API server: HTTP/2, the Node watch, a resta
     await eventually("renewals on both", 20_000, async () => h2.lease.renewals >= 2 && h1.lease.renewals >= 2);
     assert.equal(h2.api.protocol, "h2");
     assert.equal(h1.api.protocol, "http/1.1");
-    assert.equal(h2.api.stats.connects, 1, "HTTP/2: requests, the Node watch and the pods watch share one TLS connection");
-    assert.equal(h1.api.stats.connects, 3, "HTTP/1.1: the Node watch and the pods watch need a connection each");
+    assert.equal(h2.api.stats.connects, 1, "HTTP/2: requests and the four watches (Node, pods, two settings ConfigMaps) share one TLS connection");
+    assert.equal(h1.api.stats.connects, 5, "HTTP/1.1: each of the four watches needs a connection of its own");
     assert.ok(h2.nodeWatch.watching && h1.nodeWatch.watching, "the Node watches are open");
     assert.ok(h2.podWatch.watching && h1.podWatch.watching, "the pods watches are open");
     for (const name of ["agent-13", "agent-14"]) assert.equal((await getNode(name)).status.conditions.find((c: any) => c.type === "Ready").status, "True");
