@@ -27,6 +27,8 @@ export interface AgentState {
   renewals(): number;
   watchEvents(): number;
   bootAt: number;
+  /** The agent's credentials and their validity, for xs_kubelet_credential_expiry_seconds. */
+  credentials?: { name: string; validity: { notAfter: number } }[];
   /** The device memory region (settings: memory_values), for GET /device/memory. */
   memory?: () => Uint8Array;
   /** The node's pods (the pod manager): /pods, /containerLogs, the container series of /metrics/resource. */
@@ -50,6 +52,7 @@ export class KubeletApiServer {
     this.#host = host;
     this.#config = config;
     const metrics = (this.metrics = registerAgentMetrics(this.registry));
+    const expiry = (state.credentials ?? []).map((c) => ({ c, gauge: this.registry.gauge("xs_kubelet_credential_expiry_seconds", "Seconds until each of the agent's credentials expires (by the anchored wall clock; negative: expired).", { credential: c.name }) }));
     this.registry.collect(() => {
       const stats = api.stats;
       metrics.leaseRenewals.set(state.renewals());
@@ -64,6 +67,7 @@ export class KubeletApiServer {
       }
       metrics.uptimeSeconds.set((host.monotonic() - state.bootAt) / 1000);
       metrics.clockOffsetSeconds.set(clock.lastCorrectionMs / 1000);
+      if (clock.anchored) for (const { c, gauge } of expiry) gauge.set(Math.round((c.validity.notAfter - clock.now()) / 1000));
       metrics.watchEvents.set(state.watchEvents());
       metrics.http2Goaways.set(api.protocol === "h2" ? (api.connection as Http2Connection).goaways : 0);
     });

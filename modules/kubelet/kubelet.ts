@@ -23,6 +23,8 @@ import { KubeletApiServer, type KubeletApiConfig } from "./api-server";
 import { HealthLedger } from "./health";
 import { PodManager } from "../pods/manager";
 import { BUILTIN_WORKLOADS } from "../pods/builtin";
+import { certificateValidity, expiringSoon, tokenValidity, type Validity } from "../k8s/credentials";
+import { formatTime } from "../time/clock";
 import { WorkloadRegistry } from "../pods/workload";
 import { DEFAULTS_CONFIGMAP, SETTINGS_ANNOTATION, SETTINGS_NAMESPACE, SettingsController, nodeConfigMap } from "../settings/controller";
 import { firmwareSettings, type DeviceSettings } from "../settings/settings";
@@ -131,6 +133,10 @@ export class Kubelet {
   #options: KubeletOptions;
   #health: HealthLedger;
   #stopped = false;
+  /** The agent's credentials and when they expire (client certificate, token, serving certificate). */
+  readonly credentials: { name: string; what: string; validity: Validity }[] = [];
+  /** Those close to expiry (or past it): an Event each, and the LED says Warning. */
+  readonly expiring = new Set<string>();
   /** The lowest level passed to the host (log_level setting; "debug": all, the host decides). */
   #logLevel: LogLevel = "debug";
   #wake: (() => void) | undefined;
@@ -197,6 +203,12 @@ export class Kubelet {
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
     this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
     const bootAt = host.monotonic();
+    const client = certificateValidity(options.tls?.clientCertificate);
+    if (client) this.credentials.push({ name: "client-certificate", what: "the client certificate", validity: client });
+    const token = tokenValidity(options.token);
+    if (token) this.credentials.push({ name: "token", what: "the ServiceAccount token", validity: token });
+    const serving = certificateValidity(options.kubeletApi?.certificate);
+    if (serving) this.credentials.push({ name: "serving-certificate", what: "the kubelet API's serving certificate", validity: serving });
     this.pods = new PodManager(
       {
         ...ctx,
@@ -221,7 +233,7 @@ export class Kubelet {
     this.settings.restore();
     this.apiServer =
       options.kubeletApi && host.listen
-        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods, memory: () => this.settings.current.memory }, (m) => this.#log("warn", m))
+        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods, memory: () => this.settings.current.memory, credentials: this.credentials }, (m) => this.#log("warn", m))
         : undefined;
     const name = options.nodeName;
     this.#network = host.network().kind;
@@ -251,6 +263,7 @@ export class Kubelet {
     });
     this.lease.onRenewed = (recovered) => {
       if (this.lease.renewals > 1) this.led.activity(host.monotonic());
+      this.#checkCredentials();
       const net = host.network();
       if (net.kind !== this.#network) {
         this.events.record({ type: "Normal", reason: "NetworkChanged", message: `the board moved from ${this.#network} to ${net.kind}${net.address ? ` (${net.address})` : ""}` });
@@ -420,7 +433,33 @@ export class Kubelet {
         connected: this.host.network().connected,
         healthy: this.phase === "running" && this.lease.renewals > 0 && !this.lease.failing,
       });
-    this.led.setState(state, this.host.monotonic());
+    this.led.setState(state === "healthy" && this.expiring.size ? "warning" : state, this.host.monotonic());
+  }
+
+  /**
+   * Credentials close to expiry (the last 20 % of their lifetime, at most 30 days) or past it, judged
+   * by the wall clock anchored from the API server's Date header — never the board's own guess.
+   * Nothing renews them yet: an Event and a log line say so once per credential, and the LED shows
+   * Warning until a new one is provisioned.
+   */
+  #checkCredentials(): void {
+    if (!this.clock.anchored) return;
+    const now = this.clock.now();
+    for (const c of this.credentials) {
+      const soon = expiringSoon(c.validity, now);
+      if (!soon) {
+        this.expiring.delete(c.name);
+        continue;
+      }
+      if (this.expiring.has(c.name)) continue;
+      this.expiring.add(c.name);
+      const when = formatTime(c.validity.notAfter);
+      const past = c.validity.notAfter <= now;
+      const message = `${c.what} ${past ? "expired" : "expires"} at ${when} (judged by the wall clock anchored from the API server's Date header); nothing renews it yet: provision a new one (README, "Credentials")`;
+      this.#log(past ? "error" : "warn", message);
+      this.events.record({ type: "Warning", reason: "CredentialExpiring", message });
+    }
+    this.#updateLed();
   }
 
   #applySettings(s: DeviceSettings, ctx: AgentContext): void {

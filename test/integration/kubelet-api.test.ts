@@ -72,11 +72,14 @@ describe("the agent's kubelet API through the real kube-apiserver", function () 
     await eventually("a few renewals", 30_000, async () => kubelet!.lease.renewals >= 2);
     const text = await cp.kubectl(["get", "--raw", `/api/v1/nodes/${NAME}/proxy/metrics`]);
     const families = await promparse(text);
-    for (const name of ["xs_kubelet_lease_renewals_total", "xs_kubelet_failures_total", "xs_kubelet_api_request_duration_seconds", "xs_kubelet_api_bytes_total", "xs_kubelet_tls_handshakes_total", "xs_kubelet_heap_bytes", "xs_kubelet_uptime_seconds", "xs_kubelet_clock_offset_seconds"]) {
+    for (const name of ["xs_kubelet_lease_renewals_total", "xs_kubelet_failures_total", "xs_kubelet_api_request_duration_seconds", "xs_kubelet_api_bytes_total", "xs_kubelet_tls_handshakes_total", "xs_kubelet_heap_bytes", "xs_kubelet_uptime_seconds", "xs_kubelet_clock_offset_seconds", "xs_kubelet_credential_expiry_seconds"]) {
       assert.ok(families[name], `${name} in /metrics`);
     }
     assert.ok(Number(families.xs_kubelet_lease_renewals_total.samples[0].value) >= 2);
     assert.equal(families.xs_kubelet_api_request_duration_seconds.type.toLowerCase(), "histogram");
+    // The serving certificate from the CSR API: a year (the controller-manager's signing duration), less a little.
+    const serving = families.xs_kubelet_credential_expiry_seconds.samples.find((x: any) => x.labels?.credential === "serving-certificate");
+    assert.ok(serving && Number(serving.value) > 300 * 86400, `serving certificate: ${serving?.value} s left`);
     const resource = await promparse(await cp.kubectl(["get", "--raw", `/api/v1/nodes/${NAME}/proxy/metrics/resource`]));
     assert.ok(Number(resource.node_cpu_usage_seconds_total.samples[0].value) > 0);
     assert.ok(resource.node_memory_working_set_bytes.samples[0].timestampMs! > 0);
