@@ -10,6 +10,7 @@ import { loadPersisted } from "../../modules/settings/controller";
 import { firmwareSettings } from "../../modules/settings/settings";
 import { describeConfig, loadConfig, preferenceStore, type FirmwareConfig } from "./config";
 import * as runtime from "./runtime";
+import config from "mc/config";
 import { createConnector } from "./transport";
 import { createListen } from "./listener";
 
@@ -68,12 +69,28 @@ class Firmware {
     this.#board = board;
   }
 
+  /**
+   * mc/config heapProbe=N (seconds, debug builds): every N s a collection, then the live XS heap in
+   * the log — how the README's per-pod and per-watch figures are measured in the simulator.
+   */
+  #startHeapProbe(): void {
+    const every = Number((config as Record<string, unknown>).heapProbe ?? 0);
+    if (!(every >= 1)) return;
+    const tick = () => {
+      const h = runtime.liveHeap();
+      runtime.log("info", h ? `heap after GC: slots ${h.slots} B, chunks ${h.chunks} B, pods ${this.#kubelet?.pods.active ?? 0}` : "heap after GC: no instrumentation in this build");
+      runtime.setTimer(tick, every * 1000);
+    };
+    runtime.setTimer(tick, every * 1000);
+  }
+
   start(): void {
     runtime.log("info", `xs-kubelet ${AGENT_VERSION} firmware on ${this.#board.name}`);
     // The last settings from the cluster, before the network is up: the LED's brightness cap now
     // (the agent applies the rest when it starts).
     const kept = loadPersisted({ store: preferenceStore, utf8Decode: runtime.utf8Decode }, firmwareSettings({ ledBrightness: this.#led.cap, statusReportSeconds: 300, conditionCheckSeconds: 10, logLevel: "debug" }), (m) => runtime.log("warn", m));
     if (kept) this.#led.cap = kept.settings.ledBrightness;
+    this.#startHeapProbe();
     this.#setLed("selftest");
     const show = this.#board.showLed;
     if (show) {

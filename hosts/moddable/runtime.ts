@@ -3,6 +3,7 @@
 import Timer from "timer";
 import Time from "time";
 import Instrumentation from "instrumentation";
+import Debug from "debug";
 import type { HeapFigures, LogLevel, TimerId } from "../../modules/host";
 
 /** Milliseconds spent running the agent's callbacks: XS runs on one core, so this is its CPU time. */
@@ -96,6 +97,21 @@ export function heap(): HeapFigures | undefined {
   const slot = instrument("XS Slot Heap Used");
   if (!free || chunk === undefined || slot === undefined) return undefined;
   return { free, total: free + chunk + slot };
+}
+
+/**
+ * The live XS heap: a collection first, then what instrumentation says is used (bytes of slots and
+ * of chunks). Debug builds only (Debug.gc and instrumentation); undefined elsewhere.
+ */
+export function liveHeap(): { slots: number; chunks: number } | undefined {
+  try {
+    Debug.gc();
+  } catch {
+    return undefined;
+  }
+  const chunks = instrument("XS Chunk Heap Used");
+  const slots = instrument("XS Slot Heap Used");
+  return chunks === undefined || slots === undefined ? undefined : { slots, chunks };
 }
 
 /** XS heap in use (chunks + slots), where instrumentation exists. */
