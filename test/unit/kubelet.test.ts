@@ -47,7 +47,7 @@ describe("kubelet (scripted API, virtual time)", () => {
     });
     assert.equal(node.metadata.annotations[HEAP_ANNOTATION], String(200 * 1024));
     assert.deepEqual(node.spec.taints, [NO_RUNTIME_TAINT]);
-    assert.deepEqual(node.status.capacity, { cpu: "240m", pods: "2", memory: "256Ki" });
+    assert.deepEqual(node.status.capacity, { cpu: "240m", pods: "4", memory: "256Ki" });
     assert.deepEqual(node.status.daemonEndpoints, { kubeletEndpoint: { Port: 10250 } });
     assert.deepEqual(node.status.addresses, [
       { type: "InternalIP", address: "192.0.2.10" },
