@@ -200,3 +200,50 @@ export function selectLines(lines: readonly LogLine[], q: LogQuery): LogLine[] {
   if (q.tailLines !== undefined) out = q.tailLines === 0 ? [] : out.slice(-q.tailLines);
   return out;
 }
+
+/** What /containerLogs answers: text now, and for follow a stream of later lines. */
+export interface LogAnswer {
+  status: number;
+  message?: string;
+  text?: string;
+  follow?: (write: (text: string) => void, end: () => void) => () => void;
+}
+
+/** The kubelet's answer to a /containerLogs query on a container's current and previous log. */
+export function answerLogs(current: LogRing, previous: LogRing | undefined, query: string, now: number, names: { pod: string; container: string }): LogAnswer {
+  const { pod, container } = names;
+  const q = parseLogQuery(query, now);
+  if (typeof q === "string") return { status: 400, message: q };
+  const ring = q.previous ? previous : current;
+  if (!ring) return { status: 400, message: `previous terminated container "${container}" in pod "${pod}" not found` };
+  let text = "";
+  for (const line of selectLines(ring.lines, q)) text += renderLine(line, q.timestamps);
+  let budget = q.limitBytes;
+  const cut = (s: string): string => {
+    if (budget === undefined) return s;
+    const piece = s.length > budget ? s.slice(0, budget) : s;
+    budget -= piece.length;
+    return piece;
+  };
+  text = cut(text);
+  if (!q.follow || q.previous || ring.ended || budget === 0) return { status: 200, text };
+  return {
+    status: 200,
+    text,
+    follow: (write, end) => {
+      const stop = ring.follow(
+        (line) => {
+          if (q.sinceMs !== undefined && line.time < q.sinceMs) return;
+          const piece = cut(renderLine(line, q.timestamps));
+          if (piece) write(piece);
+          if (budget === 0) {
+            stop();
+            end();
+          }
+        },
+        end,
+      );
+      return stop;
+    },
+  };
+}

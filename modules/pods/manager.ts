@@ -15,20 +15,20 @@
 // Memory: one runtime per pod (at most maxPods running, plus maxPods finished ones kept for their
 // status and logs), each container with two LogRings of logBytes (the current and the previous
 // instance), one trimmed copy of each pod object (managedFields dropped) for /pods.
-import { describeError, toApiError, type ApiClient } from "../api/client";
+import { describeError, type ApiClient } from "../api/client";
 import type { WatchHandler } from "../api/watch";
 import type { EventSpec, InvolvedObject } from "../k8s/events";
-import { MERGE_PATCH } from "../k8s/paths";
-import { parseQuantity } from "../k8s/quantity";
-import type { Host, LogLevel, TimerId } from "../host";
+import type { Host, LogLevel } from "../host";
 import type { LedOverlay } from "../led/patterns";
 import type { ContainerReading } from "../server/metrics";
 import { formatTime, type WallClock } from "../time/clock";
-import { TimerLoop } from "../util/loop";
-import { RetryPolicy, type FailureKind } from "../util/retry";
-import { AGENT_VERSION } from "../version";
-import { LogRing, parseLogQuery, renderLine, selectLines } from "./logs";
-import { WorkloadError, type Devices, type GpioPort, type Readings, type Workload, type WorkloadRegistry } from "./workload";
+import type { FailureKind } from "../util/retry";
+import { LogRing, answerLogs, type LogAnswer } from "./logs";
+import { PodDevices } from "./devices";
+import { resolveEnv } from "./env";
+import { PodStatusWriter } from "./status-writer";
+import { admissionProblem, containerReadings, hex, isActive, podObjects, podRunFrom, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
+import { WorkloadError, type GpioPort, type Readings, type WorkloadRegistry } from "./workload";
 
 export interface PodContext {
   host: Host;
@@ -64,109 +64,14 @@ export interface PodManagerOptions {
 export const BACKOFF = Object.freeze({ initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 });
 /** A configuration error (configmap missing, bad args) is tried again this often. */
 const CONFIG_RETRY_MS = 10_000;
-/** Changes within this are one status write. */
-const COALESCE_MS = 50;
-/** While the heartbeat is on the wire, look again after this. */
-const BUSY_WAIT_MS = 200;
-/** Kept of a ConfigMap read for env (a node reads only what its pods reference). */
-const CONFIGMAP_BYTES = 16384;
-
-type State =
-  | { waiting: { reason: string; message?: string } }
-  | { running: { startedAt: string } }
-  | { terminated: { exitCode: number; reason: string; message?: string; startedAt?: string; finishedAt: string; containerID?: string } };
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: any;
-}
-
-interface ContainerRun {
-  name: string;
-  image: string;
-  args: string[];
-  env: EnvVar[];
-  state: State;
-  lastState: State | undefined;
-  restartCount: number;
-  containerID: string;
-  started: boolean;
-  workload: Workload | undefined;
-  /** Its pending timers (each removes itself when it fires). */
-  timers: Set<TimerId>;
-  log: LogRing;
-  previous: LogRing | undefined;
-  /** Monotonic ms when the running instance started; for the backoff reset. */
-  runningSince: number;
-  backoffMs: number;
-  restartTimer: TimerId | undefined;
-  /** The instance number: callbacks of an older instance are ignored. */
-  generation: number;
-  /** Pins this instance claimed. */
-  pins: number[];
-  /** Milliseconds spent in this instance's workload code (start and callbacks), by host.monotonic. */
-  cpuMs: number;
-  /** An old boot's instance was lost: restart it (with restartCount + 1) on adoption. */
-  lost: boolean;
-}
-
-interface PodRun {
-  uid: string;
-  namespace: string;
-  name: string;
-  restartPolicy: "Always" | "OnFailure" | "Never";
-  memoryRequest: number;
-  containers: ContainerRun[];
-  /** The trimmed object as last seen (for /pods and PodScheduled). */
-  object: any;
-  startTime: string;
-  /** Admission said no: phase Failed with this reason and message. */
-  rejected: { reason: string; message: string } | undefined;
-  terminal: boolean;
-  deleting: boolean;
-  deleted: boolean;
-  conditions: Map<string, { status: string; time: string; reason?: string; message?: string }>;
-  /** Status writes that failed in a row (for the retry policy). */
-  writeFailures: number;
-}
-
-const CONDITIONS: readonly string[] = Object.freeze(["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"]);
-
-/**
- * What is kept of a pod object (for /pods and its PodScheduled condition): metadata without
- * managedFields and kubectl's last-applied copy of the spec, the spec, and of the status only the
- * scheduler's condition (the node reports the rest itself).
- */
-function trimmed(pod: any): any {
-  const metadata = { ...(pod?.metadata ?? {}) };
-  delete metadata.managedFields;
-  if (metadata.annotations && "kubectl.kubernetes.io/last-applied-configuration" in metadata.annotations) {
-    metadata.annotations = { ...metadata.annotations };
-    delete metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"];
-  }
-  const scheduled = Array.isArray(pod?.status?.conditions) ? pod.status.conditions.filter((c: any) => c?.type === "PodScheduled") : [];
-  return { apiVersion: "v1", kind: "Pod", metadata, spec: pod?.spec ?? {}, status: { conditions: scheduled } };
-}
-
-function restartPolicyOf(pod: any): PodRun["restartPolicy"] {
-  const p = pod?.spec?.restartPolicy;
-  return p === "OnFailure" || p === "Never" ? p : "Always";
-}
 
 export class PodManager {
   #ctx: PodContext;
   #registry: WorkloadRegistry;
   #options: Required<Omit<PodManagerOptions, "memoryBytes">> & { memoryBytes?: number };
   #pods = new Map<string, PodRun>();
-  #dirty = new Set<PodRun>();
-  #loop: TimerLoop;
-  #writing = false;
-  #retry: RetryPolicy;
-  #started = false;
-  #pins = new Map<number, string>();
-  #leds: { owner: string; overlay: LedOverlay }[] = [];
-  #bootAt: number;
+  #writer: PodStatusWriter;
+  #devices: PodDevices;
   /** Per workload, the node's defaults for its settings (the settings ConfigMaps). */
   workloadDefaults: Record<string, Record<string, string>> = {};
   /** Status writes and deletions sent (for the tests and /metrics). */
@@ -176,28 +81,25 @@ export class PodManager {
     this.#ctx = ctx;
     this.#registry = registry;
     this.#options = { maxPods: Math.max(0, options.maxPods | 0), memoryBytes: options.memoryBytes, logBytes: options.logBytes ?? 4096 };
-    this.#loop = new TimerLoop(ctx.host, () => void this.#pump());
-    this.#retry = new RetryPolicy(() => ctx.host.random());
-    this.#bootAt = ctx.host.monotonic();
+    this.#writer = new PodStatusWriter(ctx, registry, (run, why) => this.#forget(run, why), this.stats);
+    this.#devices = new PodDevices(ctx);
   }
 
   /** Status writes may go out (the node is registered). */
   start(): void {
-    this.#started = true;
-    this.#loop.start(0);
+    this.#writer.start();
   }
 
   /** The agent stops: every workload stops (the pods' status stays as the API server has it). */
   stop(): void {
-    this.#started = false;
-    this.#loop.stop();
+    this.#writer.stop();
     for (const pod of this.#pods.values()) for (const c of pod.containers) this.#halt(pod, c);
   }
 
   /** Pods admitted and not finished. */
   get active(): number {
     let n = 0;
-    for (const p of this.#pods.values()) if (!p.rejected && !p.terminal && !p.deleted) n++;
+    for (const p of this.#pods.values()) if (isActive(p)) n++;
     return n;
   }
 
@@ -246,74 +148,23 @@ export class PodManager {
   /** First sight of a pod: admission, then its containers start. */
   #admit(pod: any): PodRun | undefined {
     const meta = pod.metadata;
-    const phase = pod?.status?.phase;
-    const spec = pod.spec ?? {};
-    const containers: any[] = Array.isArray(spec.containers) ? spec.containers : [];
-    let memoryRequest = 0;
-    for (const c of containers) {
-      const q = c?.resources?.requests?.memory ?? c?.resources?.limits?.memory;
-      if (typeof q === "string") memoryRequest += parseQuantity(q) ?? 0;
-    }
     const now = this.#now();
-    const run: PodRun = {
-      uid: meta.uid,
-      namespace: String(meta.namespace ?? "default"),
-      name: String(meta.name ?? ""),
-      restartPolicy: restartPolicyOf(pod),
-      memoryRequest,
-      containers: [],
-      object: trimmed(pod),
-      startTime: typeof pod?.status?.startTime === "string" ? pod.status.startTime : now,
-      rejected: undefined,
-      terminal: phase === "Succeeded" || phase === "Failed",
-      deleting: false,
-      deleted: false,
-      conditions: new Map(),
-      writeFailures: 0,
-    };
-    const prior = new Map<string, any>();
-    for (const s of Array.isArray(pod?.status?.containerStatuses) ? pod.status.containerStatuses : []) if (typeof s?.name === "string") prior.set(s.name, s);
-    for (const c of containers) {
-      const old = prior.get(c?.name);
-      const lostInstance = !!old?.containerID && !!old?.state?.running;
-      run.containers.push({
-        name: String(c?.name ?? ""),
-        image: String(c?.image ?? ""),
-        args: Array.isArray(c?.args) ? c.args.map(String) : Array.isArray(c?.command) ? c.command.slice(1).map(String) : [],
-        env: Array.isArray(c?.env) ? c.env : [],
-        state: old?.state && !lostInstance ? old.state : { waiting: { reason: "ContainerCreating" } },
-        lastState: old?.lastState && Object.keys(old.lastState).length ? old.lastState : undefined,
-        restartCount: typeof old?.restartCount === "number" ? old.restartCount : 0,
-        containerID: typeof old?.containerID === "string" ? old.containerID : "",
-        started: false,
-        workload: undefined,
-        timers: new Set(),
-        log: new LogRing(this.#options.logBytes),
-        previous: undefined,
-        runningSince: 0,
-        backoffMs: 0,
-        restartTimer: undefined,
-        generation: 0,
-        pins: [],
-        cpuMs: 0,
-        lost: lostInstance,
-      });
-    }
+    const run = podRunFrom(pod, now, this.#options.logBytes);
     this.#pods.set(run.uid, run);
     this.#trimFinished();
     if (run.terminal || meta.deletionTimestamp) return run; // nothing to run: a finished pod, or one on its way out
-    const problem = this.#admission(run, pod);
+    const problem = admissionProblem(run, pod, this.#pods.values(), this.#options.maxPods, this.#options.memoryBytes);
     if (problem) {
       run.rejected = problem;
       run.terminal = true;
       this.stats.rejected++;
       this.#ctx.log("warn", `pod ${run.namespace}/${run.name} rejected: ${problem.message}`);
       this.#event(run, "Warning", problem.reason, problem.message);
-      this.#markDirty(run);
+      this.#writer.mark(run);
       return run;
     }
-    this.#condition(run, "PodReadyToStartContainers", "True");
-    this.#condition(run, "Initialized", "True");
+    setCondition(run, "PodReadyToStartContainers", "True", this.#now());
+    setCondition(run, "Initialized", "True", this.#now());
     for (const c of run.containers) {
       if (c.lost) {
         // The instance did not survive the agent (a reboot): as the kubelet after a restart.
@@ -332,30 +183,8 @@ export class PodManager {
       void this.#startContainer(run, c);
     }
     this.#settle(run);
-    this.#markDirty(run);
+    this.#writer.mark(run);
     return run;
-  }
-
-  #admission(run: PodRun, pod: any): { reason: string; message: string } | undefined {
-    const spec = pod.spec ?? {};
-    if (Array.isArray(spec.initContainers) && spec.initContainers.length) {
-      return { reason: "UnsupportedPodSpec", message: "Pod was rejected: init containers are not supported on this node (it runs workloads, not containers)" };
-    }
-    if (!run.containers.length) return { reason: "UnsupportedPodSpec", message: "Pod was rejected: it has no containers" };
-    const used = this.active - 1; // this pod is in the table already
-    const capacity = this.#options.maxPods;
-    if (used + 1 > capacity) {
-      return { reason: "OutOfpods", message: `Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: ${used}, capacity: ${capacity}` };
-    }
-    const memory = this.#options.memoryBytes;
-    if (memory !== undefined && run.memoryRequest > 0) {
-      let usedMemory = 0;
-      for (const p of this.#pods.values()) if (p !== run && !p.rejected && !p.terminal && !p.deleted) usedMemory += p.memoryRequest;
-      if (usedMemory + run.memoryRequest > memory) {
-        return { reason: "OutOfmemory", message: `Pod was rejected: Node didn't have enough resource: memory, requested: ${Math.ceil(run.memoryRequest)}, used: ${Math.ceil(usedMemory)}, capacity: ${Math.floor(memory)}` };
-      }
-    }
-    return undefined;
   }
 
   /** An update of a running pod: a changed image restarts its container (as the kubelet's spec hash). */
@@ -376,7 +205,7 @@ export class PodManager {
       c.state = { waiting: { reason: "ContainerCreating" } };
       void this.#startContainer(run, c);
       this.#settle(run);
-      this.#markDirty(run);
+      this.#writer.mark(run);
     }
   }
 
@@ -389,12 +218,12 @@ export class PodManager {
       const message = this.#registry.unknown(c.image);
       c.state = { waiting: { reason: "ErrImageNeverPull", message } };
       this.#event(run, "Warning", "ErrImageNeverPull", message, c.name);
-      this.#markDirty(run);
+      this.#writer.mark(run);
       return;
     }
     let env: Record<string, string>;
     try {
-      env = await this.#resolveEnv(run, c);
+      env = await resolveEnv(this.#ctx, run, c);
     } catch (err) {
       if (generation !== c.generation || run.deleting) return;
       return this.#configError(run, c, err instanceof WorkloadError ? err : new WorkloadError(describeError(err)));
@@ -425,7 +254,7 @@ export class PodManager {
       nodeName: this.#ctx.nodeName,
       podName: run.name,
       defaults: { ...(this.workloadDefaults[kind.name] ?? {}) },
-      devices: this.#devices(c, owner),
+      devices: this.#devices.for(c, owner),
       log: (line: string) => {
         if (generation !== c.generation) return;
         c.log.append(this.#ctx.clock.anchored ? this.#ctx.clock.now() : 0, String(line));
@@ -454,7 +283,7 @@ export class PodManager {
     } catch (err) {
       if (generation !== c.generation) return;
       this.#clearTimers(c);
-      this.#releasePins(c);
+      this.#devices.releasePins(c);
       if (err instanceof WorkloadError) {
         c.state = { waiting: { reason: "ContainerCreating" } };
         return this.#configError(run, c, err);
@@ -466,7 +295,7 @@ export class PodManager {
     this.stats.starts++;
     this.#event(run, "Normal", "Started", `Started container ${c.name}`, c.name);
     this.#settle(run);
-    this.#markDirty(run);
+    this.#writer.mark(run);
   }
 
   /** A workload's timer callback; a throw ends the instance (exit code 1), never the agent. */
@@ -485,7 +314,7 @@ export class PodManager {
   #configError(run: PodRun, c: ContainerRun, err: WorkloadError): void {
     c.state = { waiting: { reason: err.reason, message: err.message } };
     this.#event(run, "Warning", "Failed", `Error: ${err.message}`, c.name);
-    this.#markDirty(run);
+    this.#writer.mark(run);
     const generation = c.generation;
     c.restartTimer = this.#ctx.host.setTimer(() => {
       c.restartTimer = undefined;
@@ -505,7 +334,7 @@ export class PodManager {
     if (!restart || run.deleting) {
       c.state = terminated;
       this.#settle(run);
-      this.#markDirty(run);
+      this.#writer.mark(run);
       return;
     }
     c.lastState = terminated;
@@ -530,7 +359,7 @@ export class PodManager {
       }, wait);
     }
     this.#settle(run);
-    this.#markDirty(run);
+    this.#writer.mark(run);
   }
 
   /** Stops an instance: its workload, timers, pins, LED layer; its log ends (followers told). */
@@ -547,122 +376,14 @@ export class PodManager {
     this.#clearTimers(c);
     if (c.restartTimer !== undefined) this.#ctx.host.clearTimer(c.restartTimer);
     c.restartTimer = undefined;
-    this.#releasePins(c);
-    this.#ledFor(`${run.namespace}/${run.name}/${c.name}`, undefined);
+    this.#devices.releasePins(c);
+    this.#devices.led(`${run.namespace}/${run.name}/${c.name}`, undefined);
     c.log.end();
   }
 
   #clearTimers(c: ContainerRun): void {
     for (const t of c.timers) this.#ctx.host.clearTimer(t);
     c.timers.clear();
-  }
-
-  #releasePins(c: ContainerRun): void {
-    for (const p of c.pins) this.#pins.delete(p);
-    c.pins = [];
-  }
-
-  #devices(c: ContainerRun, owner: string): Devices {
-    const ctx = this.#ctx;
-    return {
-      led: (overlay) => this.#ledFor(owner, overlay),
-      gpio: ctx.gpio,
-      readings: () => {
-        const heap = ctx.host.heap();
-        const net = ctx.host.network();
-        return { heapFree: heap?.free, heapTotal: heap?.total, uptimeSeconds: (ctx.host.monotonic() - this.#bootAt) / 1000, network: net.kind, ...ctx.readings() };
-      },
-      claim: (pins, direction) => {
-        for (const p of pins) {
-          const holder = this.#pins.get(p);
-          if (holder !== undefined && holder !== owner) return `pin ${p} is in use by ${holder}`;
-        }
-        for (const p of pins) {
-          this.#pins.set(p, owner);
-          c.pins.push(p);
-        }
-        void direction;
-        return undefined;
-      },
-    };
-  }
-
-  /** The LED layers: the last one set shows; when it goes, the one before it. */
-  #ledFor(owner: string, overlay: LedOverlay | undefined): void {
-    const i = this.#leds.findIndex((l) => l.owner === owner);
-    if (i >= 0) this.#leds.splice(i, 1);
-    else if (!overlay) return;
-    if (overlay) this.#leds.push({ owner, overlay });
-    this.#ctx.led(this.#leds.length ? this.#leds[this.#leds.length - 1].overlay : undefined);
-  }
-
-  async #resolveEnv(run: PodRun, c: ContainerRun): Promise<Record<string, string>> {
-    const env: Record<string, string> = {};
-    const maps = new Map<string, Record<string, string> | null>();
-    for (const e of c.env) {
-      const name = String(e?.name ?? "");
-      if (!name) continue;
-      if (e.valueFrom === undefined) {
-        env[name] = String(e.value ?? "").replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (all, v: string) => (v in env ? env[v] : all));
-        continue;
-      }
-      const from = e.valueFrom;
-      if (from.configMapKeyRef) {
-        const ref = from.configMapKeyRef;
-        const mapName = String(ref.name ?? "");
-        if (!maps.has(mapName)) maps.set(mapName, await this.#configMap(run.namespace, mapName));
-        const data = maps.get(mapName);
-        if (data === null) {
-          if (ref.optional) continue;
-          throw new WorkloadError(`configmap "${mapName}" not found`);
-        }
-        const value = data?.[String(ref.key)];
-        if (value === undefined) {
-          if (ref.optional) continue;
-          throw new WorkloadError(`couldn't find key ${ref.key} in ConfigMap ${run.namespace}/${mapName}`);
-        }
-        env[name] = value;
-      } else if (from.fieldRef) {
-        const path = String(from.fieldRef.fieldPath ?? "");
-        const v = this.#field(run, path);
-        if (v === undefined) throw new WorkloadError(`env ${name}: fieldRef ${path} is not supported on this node (metadata.name, metadata.namespace, metadata.uid, spec.nodeName, status.hostIP, status.podIP)`);
-        env[name] = v;
-      } else {
-        const what = Object.keys(from)[0] ?? "valueFrom";
-        throw new WorkloadError(`env ${name}: ${what} is not supported on this node (value, configMapKeyRef and fieldRef are)`);
-      }
-    }
-    return env;
-  }
-
-  #field(run: PodRun, path: string): string | undefined {
-    switch (path) {
-      case "metadata.name":
-        return run.name;
-      case "metadata.namespace":
-        return run.namespace;
-      case "metadata.uid":
-        return run.uid;
-      case "spec.nodeName":
-        return this.#ctx.nodeName;
-      case "status.hostIP":
-      case "status.podIP":
-        return this.#ctx.address();
-      default:
-        return undefined;
-    }
-  }
-
-  /** A ConfigMap's data; null when it does not exist. Throws when it cannot be read now. */
-  async #configMap(namespace: string, name: string): Promise<Record<string, string> | null> {
-    const path = `/api/v1/namespaces/${namespace}/configmaps/${name}`;
-    const res = await this.#ctx.api.call("GET", path, { keepBody: CONFIGMAP_BYTES });
-    if (res.status === 404) return null;
-    if (res.status !== 200) throw new WorkloadError(`configmap "${name}": ${describeError(toApiError("GET", path, res))}`);
-    const data = res.json?.data;
-    const out: Record<string, string> = {};
-    if (data && typeof data === "object") for (const [k, v] of Object.entries(data)) if (typeof v === "string") out[k] = v;
-    return out;
   }
 
   // ——— phase and conditions ———
@@ -676,75 +397,11 @@ export class PodManager {
     if (finished) run.terminal = true;
     const reason = run.terminal ? "PodCompleted" : "ContainersNotReady";
     const message = run.terminal ? undefined : `containers with unready status: [${all.filter((c) => !("running" in c.state)).map((c) => c.name).join(" ")}]`;
-    for (const type of ["ContainersReady", "Ready"]) this.#condition(run, type, allReady && !run.terminal ? "True" : "False", allReady && !run.terminal ? undefined : reason, allReady && !run.terminal ? undefined : message);
+    for (const type of ["ContainersReady", "Ready"]) setCondition(run, type, allReady && !run.terminal ? "True" : "False", this.#now(), allReady && !run.terminal ? undefined : reason, allReady && !run.terminal ? undefined : message);
     if (run.terminal) {
       for (const c of all) this.#halt(run, c);
       this.#trimFinished();
     }
-  }
-
-  #condition(run: PodRun, type: string, status: string, reason?: string, message?: string): void {
-    const old = run.conditions.get(type);
-    if (old && old.status === status && old.reason === reason && old.message === message) return;
-    run.conditions.set(type, { status, time: old && old.status === status ? old.time : this.#now(), reason, message });
-  }
-
-  #phase(run: PodRun): string {
-    if (run.rejected) return "Failed";
-    const all = run.containers;
-    if (run.terminal) return all.every((c) => "terminated" in c.state && c.state.terminated.exitCode === 0) ? "Succeeded" : "Failed";
-    if (all.some((c) => "running" in c.state || c.lastState !== undefined || c.restartCount > 0)) return "Running";
-    return "Pending";
-  }
-
-  /** The status the kubelet would write now (a fresh object). */
-  #statusBody(run: PodRun): object {
-    const address = this.#ctx.address();
-    const status: any = { phase: this.#phase(run) };
-    if (run.rejected) {
-      status.reason = run.rejected.reason;
-      status.message = run.rejected.message;
-    } else {
-      const scheduled = (run.object?.status?.conditions ?? []).find((c: any) => c?.type === "PodScheduled");
-      const conditions: any[] = [];
-      for (const type of CONDITIONS) {
-        const c = run.conditions.get(type);
-        if (!c) continue;
-        const w: any = { type, status: c.status, lastProbeTime: null, lastTransitionTime: c.time };
-        if (c.reason) w.reason = c.reason;
-        if (c.message) w.message = c.message;
-        conditions.push(w);
-      }
-      if (scheduled) conditions.push({ ...scheduled });
-      status.conditions = conditions;
-      status.containerStatuses = run.containers.map((c) => this.#containerStatus(c));
-    }
-    if (address) {
-      status.hostIP = address;
-      status.hostIPs = [{ ip: address }];
-      if (!run.rejected) {
-        status.podIP = address;
-        status.podIPs = [{ ip: address }];
-      }
-    }
-    status.startTime = run.startTime;
-    return { metadata: { uid: run.uid }, status };
-  }
-
-  #containerStatus(c: ContainerRun): object {
-    const known = this.#registry.resolve(c.image);
-    const s: any = {
-      name: c.name,
-      image: c.image,
-      imageID: known ? `xs-kubelet.dev/${known.name}@builtin:${AGENT_VERSION}` : "",
-      ready: "running" in c.state,
-      started: "running" in c.state,
-      restartCount: c.restartCount,
-      state: JSON.parse(JSON.stringify(c.state)),
-      lastState: c.lastState ? JSON.parse(JSON.stringify(c.lastState)) : {},
-    };
-    if (c.containerID) s.containerID = c.containerID;
-    return s;
   }
 
   // ——— deletion ———
@@ -765,20 +422,20 @@ export class PodManager {
     }
     run.terminal = true;
     this.#settle(run);
-    this.#markDirty(run);
+    this.#writer.mark(run);
   }
 
   #forget(run: PodRun, why: string): void {
     for (const c of run.containers) this.#halt(run, c);
     run.deleted = true;
     this.#pods.delete(run.uid);
-    this.#dirty.delete(run);
+    this.#writer.drop(run);
     this.#ctx.log("info", `pod ${run.namespace}/${run.name} ${why}: forgotten`);
   }
 
   /** Finished pods keep their runtime (logs) while there is room: at most maxPods of them. */
   #trimFinished(): void {
-    const finished = [...this.#pods.values()].filter((p) => p.terminal && !p.deleting && !this.#dirty.has(p));
+    const finished = [...this.#pods.values()].filter((p) => p.terminal && !p.deleting && !this.#writer.owes(p));
     const extra = finished.length - Math.max(1, this.#options.maxPods);
     for (let i = 0; i < extra; i++) {
       const p = finished[i];
@@ -789,140 +446,28 @@ export class PodManager {
     }
   }
 
-  // ——— status writes ———
-  #markDirty(run: PodRun): void {
-    this.#dirty.add(run);
-    if (!this.#writing) this.#loop.schedule(COALESCE_MS);
-  }
-
-  async #pump(): Promise<void> {
-    if (!this.#started || this.#writing) return;
-    const run = this.#dirty.values().next().value as PodRun | undefined;
-    if (!run) return;
-    if (this.#ctx.busy()) return this.#loop.schedule(BUSY_WAIT_MS);
-    this.#writing = true;
-    this.#dirty.delete(run);
-    let next = 0;
-    try {
-      await this.#write(run);
-      run.writeFailures = 0;
-      this.#ctx.success("writing pod status");
-    } catch (err) {
-      this.#dirty.add(run);
-      run.writeFailures++;
-      next = this.#retry.next(this.#ctx.failure("writing pod status", err));
-    } finally {
-      this.#writing = false;
-    }
-    if (this.#dirty.size) this.#loop.schedule(next);
-  }
-
-  async #write(run: PodRun): Promise<void> {
-    if (run.deleted) return;
-    const api = this.#ctx.api;
-    const base = `/api/v1/namespaces/${run.namespace}/pods/${run.name}`;
-    const res = await api.call("PATCH", `${base}/status`, { body: this.#statusBody(run), contentType: MERGE_PATCH, keepBody: 1024, echoIgnored: true });
-    this.stats.statusWrites++;
-    if (res.status === 404 || res.status === 409 || res.status === 422) {
-      // Gone, or a new pod with the same name (the UID precondition): this one is over.
-      if (res.status !== 404) this.#ctx.log("warn", `pod ${run.namespace}/${run.name}: status not written: ${describeError(toApiError("PATCH", `${base}/status`, res))}`);
-      this.#forget(run, res.status === 404 ? "gone" : "replaced");
-      return;
-    }
-    if (res.status !== 200) throw toApiError("PATCH", `${base}/status`, res);
-    if (!run.deleting) return;
-    const del = await api.call("DELETE", base, { body: { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0, preconditions: { uid: run.uid } }, keepBody: 1024, echoIgnored: true });
-    if (del.status === 200 || del.status === 202 || del.status === 404 || del.status === 409) {
-      this.stats.deletions++;
-      this.#forget(run, "deleted (grace period 0 after its containers stopped)");
-      return;
-    }
-    this.#dirty.add(run);
-    throw toApiError("DELETE", base, del);
-  }
-
   // ——— what the kubelet API serves ———
   /** /pods: the node's pods as v1 objects, with the status this node reports. Fresh objects. */
   pods(): object[] {
-    const out: object[] = [];
-    for (const run of this.#pods.values()) {
-      const o = JSON.parse(JSON.stringify(run.object));
-      const body: any = this.#statusBody(run);
-      o.status = { ...(o.status ?? {}), ...body.status };
-      out.push(o);
-    }
-    return out;
+    return podObjects(this.#pods.values(), this.#ctx.address(), this.#registry);
   }
 
-  /**
-   * Per running container, for /metrics/resource: the time spent in its workload's code, and the
-   * bytes its log rings hold (what the heap is charged for it; the workload's few own objects are
-   * not counted).
-   */
+  /** Per running container, for /metrics/resource. */
   containers(): ContainerReading[] {
-    const out: ContainerReading[] = [];
-    for (const run of this.#pods.values()) {
-      for (const c of run.containers) {
-        if (!("running" in c.state)) continue;
-        const started = Date.parse(c.state.running.startedAt);
-        out.push({
-          namespace: run.namespace,
-          pod: run.name,
-          container: c.name,
-          cpuSeconds: c.cpuMs / 1000,
-          memoryWorkingSetBytes: c.log.bytes + (c.previous?.bytes ?? 0),
-          startTimeSeconds: Number.isFinite(started) ? started / 1000 : 0,
-        });
-      }
-    }
-    return out;
+    return containerReadings(this.#pods.values());
   }
 
   /**
    * /containerLogs/<namespace>/<pod>/<container>: the text, or a stream (follow) that ends when the
-   * instance ends. status 400/404 with the kubelet's kind of message when there is nothing to read.
+   * instance ends; 400/404 with the kubelet's kind of message when there is nothing to read.
    */
-  logs(namespace: string, pod: string, container: string, query: string): { status: number; message?: string; text?: string; follow?: (write: (text: string) => void, end: () => void) => () => void } {
-    const now = this.#ctx.clock.anchored ? this.#ctx.clock.now() : 0;
-    const q = parseLogQuery(query, now);
-    if (typeof q === "string") return { status: 400, message: q };
+  logs(namespace: string, pod: string, container: string, query: string): LogAnswer {
     let run: PodRun | undefined;
     for (const p of this.#pods.values()) if (p.namespace === namespace && p.name === pod) run = p;
     if (!run) return { status: 404, message: `pod ${namespace}/${pod} is not on this node` };
     const c = run.containers.find((x) => x.name === container);
     if (!c) return { status: 404, message: `container ${container} is not valid for pod ${pod}` };
-    const ring = q.previous ? c.previous : c.log;
-    if (!ring) return { status: 400, message: q.previous ? `previous terminated container "${container}" in pod "${pod}" not found` : `container "${container}" in pod "${pod}" is waiting to start` };
-    let text = "";
-    for (const line of selectLines(ring.lines, q)) text += renderLine(line, q.timestamps);
-    let budget = q.limitBytes;
-    const cut = (s: string): string => {
-      if (budget === undefined) return s;
-      const piece = s.length > budget ? s.slice(0, budget) : s;
-      budget -= piece.length;
-      return piece;
-    };
-    text = cut(text);
-    if (!q.follow || q.previous || ring.ended || budget === 0) return { status: 200, text };
-    return {
-      status: 200,
-      text,
-      follow: (write, end) => {
-        const stop = ring.follow(
-          (line) => {
-            if (q.sinceMs !== undefined && line.time < q.sinceMs) return;
-            const piece = cut(renderLine(line, q.timestamps));
-            if (piece) write(piece);
-            if (budget === 0) {
-              stop();
-              end();
-            }
-          },
-          end,
-        );
-        return stop;
-      },
-    };
+    return answerLogs(c.log, c.previous, query, this.#ctx.clock.anchored ? this.#ctx.clock.now() : 0, { pod, container });
   }
 
   // ——— helpers ———
@@ -939,11 +484,4 @@ export class PodManager {
   #now0(): number {
     return this.#ctx.clock.anchored ? this.#ctx.clock.now() : 0;
   }
-}
-
-function hex(bytes: Uint8Array): string {
-  const digits = "0123456789abcdef";
-  let out = "";
-  for (const b of bytes) out += digits[b >> 4] + digits[b & 15];
-  return out;
 }
