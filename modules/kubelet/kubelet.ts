@@ -1,14 +1,13 @@
 // The composition root: validates the options, builds the parts (clock, API client, health ledger,
 // the node, Lease and status reconcilers, LED), runs the boot sequence, wires what one reconciler's
 // outcome means for another, and stops gracefully. The reconcilers each do one job on their own timer.
-import { ApiClient, describeError, toApiError, type HttpVersion } from "../api/client";
+import { ApiClient, describeError, toApiError } from "../api/client";
 import { Watcher } from "../api/watch";
 import { EventRecorder } from "../events/recorder";
 import { nodeStatusEvent, transitionReason } from "../k8s/events";
 import { DEFAULTS } from "../defaults";
-import type { Host, LogLevel, TlsOptions } from "../host";
-import { bootIdFrom, buildIdentity, type IdentityConfig, type NodeIdentity } from "../k8s/identity";
-import { nodeNameProblem, portProblem, serverHostProblem } from "../k8s/names";
+import type { Host, LogLevel } from "../host";
+import { bootIdFrom, buildIdentity, type NodeIdentity } from "../k8s/identity";
 import { paths } from "../k8s/paths";
 import { LedFrames } from "../led/frames";
 import { LedEngine, type LedState } from "../led/patterns";
@@ -19,7 +18,7 @@ import { ALL_TYPES, StatusReconciler } from "../reconcilers/status";
 import { WallClock } from "../time/clock";
 import { RetryPolicy } from "../util/retry";
 import { AGENT_VERSION } from "../version";
-import { KubeletApiServer, type KubeletApiConfig } from "./api-server";
+import { KubeletApiServer } from "./api-server";
 import { HealthLedger } from "./health";
 import { PodManager } from "../pods/manager";
 import { BUILTIN_WORKLOADS } from "../pods/builtin";
@@ -29,60 +28,11 @@ import { WorkloadRegistry } from "../pods/workload";
 import { DEFAULTS_CONFIGMAP, SETTINGS_ANNOTATION, SETTINGS_NAMESPACE, SettingsController, nodeConfigMap } from "../settings/controller";
 import { firmwareSettings, type DeviceSettings } from "../settings/settings";
 
-export interface KubeletOptions {
-  nodeName: string;
-  server: { host: string; port: number };
-  /** TLS to the API server; omitted only for plain-HTTP test servers. */
-  tls?: TlsOptions;
-  token?: string;
-  /** Overrides of what the host says about the board, and extra labels. */
-  identity?: Partial<Omit<IdentityConfig, "name">>;
-  leaseDurationSeconds?: number;
-  statusReportSeconds?: number;
-  conditionCheckSeconds?: number;
-  /** LED frames per second when the host has an LED; 0 turns the frame timer off. */
-  ledFps?: number;
-  requestTimeoutMs?: number;
-  /**
-   * HTTP version to the API server: "auto" (default) offers h2 and falls back to HTTP/1.1 when the
-   * server (or a proxy in front of it) does not speak it; "h2" or "http/1.1" insist.
-   */
-  http?: HttpVersion;
-  /** Ask for protobuf where only the status of a write matters (default true; the bench turns it off to compare). */
-  protobufEchoes?: boolean;
-  /** Serve the kubelet API (HTTPS) with this serving certificate, where the host can listen. */
-  kubeletApi?: KubeletApiConfig;
-  /** Bytes per container log ring (the current and the previous instance each); default 4 KiB. */
-  podLogBytes?: number;
-  /** Watch the settings ConfigMaps (default true). */
-  settings?: boolean;
-}
-
 const LEVELS: readonly LogLevel[] = Object.freeze(["debug", "info", "warn", "error"]);
 
-export class ConfigError extends Error {
-  problems: string[];
-  constructor(problems: string[]) {
-    super(`invalid configuration: ${problems.join("; ")}`);
-    this.problems = problems;
-  }
-}
+import { ConfigError, configProblems, type KubeletOptions } from "./options";
 
-/** Every problem with the options, in words a user can act on; empty when they are fine. */
-export function configProblems(options: KubeletOptions): string[] {
-  const problems: string[] = [];
-  const name = nodeNameProblem(options.nodeName);
-  if (name) problems.push(name);
-  const host = serverHostProblem(options.server?.host);
-  if (host) problems.push(host);
-  const port = portProblem(options.server?.port);
-  if (port) problems.push(port);
-  if (options.tls && options.tls.verify && !options.tls.ca) problems.push("TLS verification is on but no cluster CA was given");
-  if (options.tls && !options.tls.serverName) problems.push("TLS needs a server name to verify the API server's certificate");
-  const lease = options.leaseDurationSeconds ?? DEFAULTS.leaseDurationSeconds;
-  if (!(Number.isFinite(lease) && lease >= 4)) problems.push(`lease duration ${lease} s is too short (at least 4 s)`);
-  return problems;
-}
+export { ConfigError, configProblems, type KubeletOptions };
 
 export type KubeletPhase = "booting" | "anchoring" | "registering" | "running" | "stopping" | "stopped";
 
