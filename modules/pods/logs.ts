@@ -22,8 +22,6 @@ export class LogRing {
   #text = "";
   #followers: { line(l: LogLine): void; end(): void }[] = [];
   #ended = false;
-  /** Lines dropped to stay within maxBytes. */
-  dropped = 0;
 
   constructor(maxBytes: number, maxLineChars = 512) {
     this.maxBytes = Math.max(256, maxBytes);
@@ -63,7 +61,6 @@ export class LogRing {
       let cut = 0;
       while (all.length - cut > this.maxBytes) {
         cut = all.indexOf("\n", cut) + 1;
-        this.dropped++;
       }
       all = all.slice(cut);
     }

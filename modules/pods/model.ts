@@ -63,8 +63,6 @@ export interface PodRun {
   deleting: boolean;
   deleted: boolean;
   conditions: Map<string, { status: string; time: string; reason?: string; message?: string }>;
-  /** Status writes that failed in a row (for the retry policy). */
-  writeFailures: number;
 }
 
 export const CONDITIONS: readonly string[] = Object.freeze(["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"]);
@@ -187,7 +185,6 @@ export function podRunFrom(pod: any, now: string, logBytes: number): PodRun {
     deleting: false,
     deleted: false,
     conditions: new Map(),
-    writeFailures: 0,
   };
   const prior = new Map<string, any>();
   for (const s of Array.isArray(pod?.status?.containerStatuses) ? pod.status.containerStatuses : []) if (typeof s?.name === "string") prior.set(s.name, s);

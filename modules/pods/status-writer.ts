@@ -81,11 +81,9 @@ export class PodStatusWriter {
     let next = 0;
     try {
       await this.#write(run);
-      run.writeFailures = 0;
       this.#ctx.success("writing pod status");
     } catch (err) {
       this.#dirty.add(run);
-      run.writeFailures++;
       next = this.#retry.next(this.#ctx.failure("writing pod status", err));
     } finally {
       this.#writing = false;

@@ -74,8 +74,6 @@ export class SettingsController {
   current: DeviceSettings;
   /** Where they came from: "xs-kubelet-defaults@12,xs-kubelet-node-b@34", "firmware", or "persisted:…". */
   origin = "firmware";
-  /** Applied and rejected evaluations, for tests and /metrics. */
-  stats = { applied: 0, rejected: 0 };
   /** Called after settings were applied from the cluster (the Node's annotation follows). */
   onApplied: (() => void) | undefined;
 
@@ -153,7 +151,6 @@ export class SettingsController {
       const why = parsed.errors.join("; ");
       if (why === this.#lastRejected) return; // said once per distinct problem
       this.#lastRejected = why;
-      this.stats.rejected++;
       this.#ctx.log("warn", `settings from ${origin} rejected, nothing changed: ${why}`);
       this.#ctx.record({ type: "Warning", reason: "SettingsRejected", message: `${origin}: ${why}; nothing changed` });
       return;
@@ -164,7 +161,6 @@ export class SettingsController {
     if (!changes.length && origin === this.origin) return;
     this.current = parsed.settings;
     this.origin = origin;
-    this.stats.applied++;
     this.#apply(parsed.settings);
     this.#persist(data);
     const what = changes.length ? changes.join(", ") : "no value changed";
