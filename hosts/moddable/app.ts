@@ -6,6 +6,7 @@ import { Kubelet, type KubeletSnapshot } from "../../modules/kubelet/kubelet";
 import { LedFrames } from "../../modules/led/frames";
 import { LedEngine, LED_MEANINGS, type LedState } from "../../modules/led/patterns";
 import { AGENT_VERSION } from "../../modules/version";
+import { DEFAULTS } from "../../modules/defaults";
 import { loadPersisted } from "../../modules/settings/controller";
 import { firmwareSettings } from "../../modules/settings/settings";
 import { describeConfig, loadConfig, preferenceStore, type FirmwareConfig } from "./config";
@@ -88,7 +89,7 @@ class Firmware {
     runtime.log("info", `xs-kubelet ${AGENT_VERSION} firmware on ${this.#board.name}`);
     // The last settings from the cluster, before the network is up: the LED's brightness cap now
     // (the agent applies the rest when it starts).
-    const kept = loadPersisted({ store: preferenceStore, utf8Decode: runtime.utf8Decode }, firmwareSettings({ ledBrightness: this.#led.cap, statusReportSeconds: 300, conditionCheckSeconds: 10, logLevel: "debug" }), (m) => runtime.log("warn", m));
+    const kept = loadPersisted({ store: preferenceStore, utf8Decode: runtime.utf8Decode }, firmwareSettings({ ledBrightness: this.#led.cap, statusReportSeconds: DEFAULTS.statusReportSeconds, conditionCheckSeconds: DEFAULTS.conditionCheckSeconds, logLevel: "debug" }), (m) => runtime.log("warn", m));
     if (kept) this.#led.cap = kept.settings.ledBrightness;
     this.#startHeapProbe();
     this.#setLed("selftest");

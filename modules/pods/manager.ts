@@ -196,9 +196,8 @@ export class PodManager {
       if (!next || typeof next.image !== "string" || next.image === c.image) continue;
       this.#ctx.log("info", `pod ${run.namespace}/${run.name}: container ${c.name} image changed to ${next.image}: restarting it`);
       this.#event(run, "Normal", "Killing", `Container ${c.name} definition changed, will be restarted`, c.name);
-      const wasRunning = "running" in c.state;
+      if ("running" in c.state) c.lastState = this.#stoppedState(c);
       this.#halt(run, c);
-      if (wasRunning) c.lastState = { terminated: { exitCode: 0, reason: "Completed", startedAt: (c.state as any).running.startedAt, finishedAt: this.#now(), containerID: c.containerID } };
       c.image = next.image;
       c.backoffMs = 0;
       if (c.started) c.restartCount++;
@@ -410,10 +409,10 @@ export class PodManager {
     for (const c of run.containers) {
       if ("running" in c.state) {
         this.#event(run, "Normal", "Killing", `Stopping container ${c.name}`, c.name);
-        const startedAt = c.state.running.startedAt;
+        const stopped = this.#stoppedState(c);
         this.#halt(run, c);
         c.generation++;
-        c.state = { terminated: { exitCode: 0, reason: "Completed", startedAt, finishedAt: this.#now(), containerID: c.containerID } };
+        c.state = stopped;
       } else {
         this.#halt(run, c);
         c.generation++;
@@ -471,6 +470,12 @@ export class PodManager {
   }
 
   // ——— helpers ———
+  /** What a running instance the node stopped itself reports: it exits cleanly. */
+  #stoppedState(c: ContainerRun): State {
+    const startedAt = "running" in c.state ? c.state.running.startedAt : undefined;
+    return { terminated: { exitCode: 0, reason: "Completed", startedAt, finishedAt: this.#now(), containerID: c.containerID } };
+  }
+
   #event(run: PodRun, type: "Normal" | "Warning", reason: string, message: string, container?: string): void {
     const about: InvolvedObject = { kind: "Pod", namespace: run.namespace, name: run.name, uid: run.uid };
     if (container) about.fieldPath = `spec.containers{${container}}`;
