@@ -20,3 +20,8 @@ export function renderSettingsRbac(nodes: string[]): string {
   const namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: xs-kubelet\n";
   return [namespace, ...nodes.map((n) => file("node-settings.yaml").replaceAll("NODE_NAME", n))].join("\n---\n");
 }
+
+/** deploy/node-cert-rotation.yaml: nodes may have their own client certificate renewals approved. */
+export function renderRotationRbac(): string {
+  return file("node-cert-rotation.yaml");
+}

@@ -78,6 +78,12 @@ export interface Listener {
   readonly port: number;
   /** Where binding is asynchronous: resolves with the bound port, rejects when it cannot bind. */
   readonly ready?: Promise<number>;
+  /**
+   * Serves a renewed certificate (and its key) from the next handshake on; connections already open
+   * keep theirs. Throws when the host cannot use it (the key does not match). Absent: the host
+   * cannot switch without listening again.
+   */
+  update?(tls: ListenOptions["tls"]): void;
   close(): void;
 }
 
@@ -172,6 +178,13 @@ export interface Host {
    * Preferences on the board and in mcsim, a directory on the Node host; absent: nothing persists.
    */
   readonly store?: { read(key: string): Uint8Array | undefined; write(key: string, bytes: Uint8Array): void };
+  /**
+   * Signs with one of the agent's private keys (PKCS#8 DER: the key its client or serving
+   * certificate is for): RSASSA-PKCS1-v1_5 with SHA-256 for an RSA key (the signature's bytes),
+   * ECDSA P-256 with SHA-256 for an EC key (a DER Ecdsa-Sig-Value). Certificate requests (rotation)
+   * need it; absent: the agent cannot renew its certificates and says so.
+   */
+  sign?(key: Uint8Array, data: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Sets the system clock where the platform has one to set (the board has no RTC). */
   setSystemTime?(epochMs: number): void;
   log(level: LogLevel, message: string): void;

@@ -1,7 +1,7 @@
 // The Node.js host: node:tls (verifying the API server against the cluster CA), real timers and
 // randomness, the V8 heap (or an injected figure, so tests can force MemoryPressure), the terminal LED,
 // and the truth about the machine it runs on (or the board it is told to pose as).
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, randomBytes, sign as cryptoSign } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect as netConnect, isIP, type Socket } from "node:net";
@@ -173,6 +173,8 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
     listen(listenOptions: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): NodeListener {
       return nodeListen(listenOptions, accept, options.listenAddress ?? "127.0.0.1", host);
     },
+    // RSA: PKCS#1 v1.5 over SHA-256; EC: ECDSA over SHA-256, DER-encoded (node's default dsaEncoding).
+    sign: (key, data) => new Uint8Array(cryptoSign("sha256", data, createPrivateKey({ key: Buffer.from(key), format: "der", type: "pkcs8" }))),
     heap: options.heap ?? (() => {
       const s = getHeapStatistics();
       return { free: s.heap_size_limit - s.used_heap_size, total: s.heap_size_limit };
@@ -214,20 +216,24 @@ function subjectOf(cert: { subject?: Record<string, string | string[] | undefine
  * metrics-server speak 1.3; the board's own listener speaks 1.2).
  */
 function nodeListen(options: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents, address: string, host: Host): NodeListener {
+  const context = (tls: ListenOptions["tls"]) => ({
+    cert: derToPem(tls.certificate, "CERTIFICATE"),
+    key: derToPem(tls.key, "PRIVATE KEY"),
+    ca: tls.clientCa ? derToPem(tls.clientCa, "CERTIFICATE") : undefined,
+    minVersion: "TLSv1.2" as const,
+  });
+  let clientCa = options.tls.clientCa;
   const server = tlsCreateServer({
-    cert: derToPem(options.tls.certificate, "CERTIFICATE"),
-    key: derToPem(options.tls.key, "PRIVATE KEY"),
-    ca: options.tls.clientCa ? derToPem(options.tls.clientCa, "CERTIFICATE") : undefined,
+    ...context(options.tls),
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: "TLSv1.2",
     ALPNProtocols: ["http/1.1"],
     handshakeTimeout: 10_000, // a connection that never finishes its handshake frees its slot
   });
   server.maxConnections = options.maxConnections;
   server.on("secureConnection", (socket: TLSSocket) => {
     let closed = false;
-    const verified = socket.authorized && options.tls.clientCa ? subjectOf(socket.getPeerCertificate()) : undefined;
+    const verified = socket.authorized && clientCa ? subjectOf(socket.getPeerCertificate()) : undefined;
     const peer: PeerInfo = { address: socket.remoteAddress ?? "" };
     if (verified) peer.clientCertificate = verified;
     socket.setNoDelay(true);
@@ -280,6 +286,11 @@ function nodeListen(options: ListenOptions, accept: (socket: ServerSocket, peer:
       return port;
     },
     ready,
+    // A renewed serving certificate: new handshakes get it (node:tls checks that the key matches).
+    update(tls) {
+      server.setSecureContext(context(tls));
+      clientCa = tls.clientCa;
+    },
     close: () => void server.close(),
   };
 }

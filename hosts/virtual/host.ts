@@ -1,7 +1,7 @@
 // A host with virtual time and a scripted API server behind its sockets: for fast unit tests, the
 // XS-vs-Node comparison, the bench and a virtual fleet. Pure JavaScript (no Node built-ins): the same
 // file runs inside the XS engine.
-import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
+import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents, TlsOptions } from "../../modules/host";
 import { ESP32S3_BOARD, ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "./gpio";
 import { H2ServerConnection, type Http2PeerOptions } from "./h2-server";
@@ -112,6 +112,8 @@ export interface ParsedRequest {
   headers: Map<string, string>;
   body: string;
   raw: string;
+  /** What the connection was made with (no TLS runs here: the client certificate the agent would have shown). */
+  tls?: TlsOptions;
 }
 
 export interface VirtualHostOptions {
@@ -251,6 +253,15 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
     },
     utf8Encode: (text) => encoder.encode(text),
     utf8Decode: (bytes) => decoder.decode(bytes),
+    // No keys, no crypto here: a signature-sized FNV stream of the data, the same in XS and Node.
+    // The scripted API does not verify it; the real control plane checks the Node host's.
+    sign: (_key, data) => {
+      const out = new Uint8Array(256);
+      let h = 0x811c9dc5;
+      for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i], 0x01000193) >>> 0;
+      for (let i = 0; i < out.length; i++) out[i] = (h = Math.imul(h ^ i, 0x01000193) >>> 0) & 0xff;
+      return out;
+    },
     connect(target: ConnectTarget, events: SocketEvents): HostSocket {
       let open = true;
       let buffer = "";
@@ -284,12 +295,14 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
         later(() => events.onClose(error));
       };
 
+      // The scripted API sees which credentials the connection was made with (SelfSubjectReview).
+      const handler: ScriptedHandler = (req) => options.handler(target.tls ? { ...req, tls: target.tls } : req);
       // HTTP/2: the scripted server, once negotiated (or on a prior-knowledge preface).
       let peer: H2ServerConnection | undefined;
       const startH2 = (h2: Http2PeerOptions) => {
         peer = new H2ServerConnection(
           h2,
-          options.handler,
+          handler,
           {
             send(bytes) {
               if (!open) return;
@@ -396,7 +409,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
           if (!req) return;
           buffer = buffer.slice(req.raw.length);
           if (keep) requests.push(req.raw);
-          let answer = options.handler(req);
+          let answer = handler(req);
           let thenClose = false;
           if (typeof answer === "object" && "reply" in answer) {
             thenClose = true;
@@ -437,6 +450,9 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
       listening.set(port, entry);
       return {
         port,
+        update(tls) {
+          entry.options = { ...entry.options, tls };
+        },
         close() {
           if (listening.get(port) === entry) listening.delete(port);
         },

@@ -1,6 +1,8 @@
 // A scripted, in-memory stand-in for the parts of the Kubernetes API the agent uses — a test double
 // for fast unit tests, the XS engine and the bench only. The real control plane (tools/controlplane) is what proves behaviour;
 // this only has to be faithful where the tests look. Pure JavaScript (runs inside XS too).
+import { certificateFacts } from "../../modules/k8s/credentials";
+import { children, encode, fromBase64, fromPem, oid, sequence, set, slice, tlv, toBase64, toPem, utf8String } from "../../modules/k8s/der";
 import { formatHttpDate } from "../../modules/time/clock";
 import type { ParsedRequest, ScriptedAnswer, VirtualTime } from "./host";
 
@@ -57,7 +59,7 @@ export function strategicMergeNode(target: any, patch: any): any {
 }
 
 /** The kinds the double stores, by their plural resource names. */
-export type Kind = "nodes" | "leases" | "pods" | "configmaps";
+export type Kind = "nodes" | "leases" | "pods" | "configmaps" | "certificatesigningrequests";
 
 interface KindInfo {
   kind: string;
@@ -72,6 +74,7 @@ const KINDS: Readonly<Record<Kind, KindInfo>> = Object.freeze({
   leases: Object.freeze({ kind: "Lease", apiVersion: "coordination.k8s.io/v1", namespaced: true, resource: "leases.coordination.k8s.io" }),
   pods: Object.freeze({ kind: "Pod", apiVersion: "v1", namespaced: true, resource: "pods" }),
   configmaps: Object.freeze({ kind: "ConfigMap", apiVersion: "v1", namespaced: true, resource: "configmaps" }),
+  certificatesigningrequests: Object.freeze({ kind: "CertificateSigningRequest", apiVersion: "certificates.k8s.io/v1", namespaced: false, resource: "certificatesigningrequests.certificates.k8s.io" }),
 });
 const KIND_NAMES = Object.freeze(Object.keys(KINDS) as Kind[]);
 
@@ -167,6 +170,14 @@ export class FakeApi {
   pods = new Map<string, any>();
   /** By "namespace/name". */
   configmaps = new Map<string, any>();
+  /** By name. */
+  certificatesigningrequests = new Map<string, any>();
+  /**
+   * What the scripted approver and signer do with a new CSR: approve and issue it (a certificate for
+   * its key and subject, valid csrLifetimeMs from now, signed by nobody), deny it, or leave it pending.
+   */
+  csrPolicy: "issue" | "deny" | "pending" = "issue";
+  csrLifetimeMs = 3600_000;
   /** core/v1 Events, "namespace/name" → event (not watchable here). */
   coreEvents = new Map<string, any>();
   faults: Fault[] = [];
@@ -183,9 +194,9 @@ export class FakeApi {
   #rv = 100;
   #uid = 0;
   #time: VirtualTime;
-  #log: Record<Kind, WatchEvent[]> = { nodes: [], leases: [], pods: [], configmaps: [] };
+  #log: Record<Kind, WatchEvent[]> = { nodes: [], leases: [], pods: [], configmaps: [], certificatesigningrequests: [] };
   /** Per kind: the log holds every event with a resourceVersion above this. */
-  #since: Record<Kind, number> = { nodes: 0, leases: 0, pods: 0, configmaps: 0 };
+  #since: Record<Kind, number> = { nodes: 0, leases: 0, pods: 0, configmaps: 0, certificatesigningrequests: 0 };
   #watchers = new Set<Watcher>();
 
   constructor(time: VirtualTime) {
@@ -295,7 +306,7 @@ export class FakeApi {
   }
 
   #store(kind: Kind): Map<string, any> {
-    return kind === "nodes" ? this.nodes : kind === "leases" ? this.leases : kind === "pods" ? this.pods : this.configmaps;
+    return kind === "nodes" ? this.nodes : kind === "leases" ? this.leases : kind === "pods" ? this.pods : kind === "configmaps" ? this.configmaps : this.certificatesigningrequests;
   }
 
   #key(kind: Kind, namespace: string | undefined, name: string): string {
@@ -423,6 +434,25 @@ export class FakeApi {
     return undefined;
   }
 
+  /** Approves and issues a pending CSR (as kube-controller-manager's approver and signer would). */
+  issueCsr(name: string): boolean {
+    const csr = this.certificatesigningrequests.get(name);
+    const request = csr && fromPem(latin1(fromBase64(csr.spec?.request ?? "") ?? new Uint8Array(0)), "CERTIFICATE REQUEST");
+    const der = request && issueFor(request, this.now(), this.now() + this.csrLifetimeMs, ++this.#uid);
+    if (!der) return false;
+    const conditions = [{ type: "Approved", status: "True", reason: "AutoApproved", message: "scripted approver" }];
+    const pem = toPem(der, "CERTIFICATE");
+    this.#replace("certificatesigningrequests", name, { ...csr, status: { conditions, certificate: toBase64(Uint8Array.from(pem, (c) => c.charCodeAt(0))) } });
+    return true;
+  }
+
+  denyCsr(name: string, message = "denied by the scripted approver"): boolean {
+    const csr = this.certificatesigningrequests.get(name);
+    if (!csr) return false;
+    this.#replace("certificatesigningrequests", name, { ...csr, status: { conditions: [{ type: "Denied", status: "True", reason: "ScriptedDenial", message }] } });
+    return true;
+  }
+
   /** Bearer tokens TokenReview knows, and the users they name. */
   readonly reviewTokens = new Map<string, { username: string; groups: string[] }>();
 
@@ -436,6 +466,10 @@ export class FakeApi {
       }
     }
     if (this.token !== undefined && req.headers.get("authorization") !== `Bearer ${this.token}`) return this.#status(401, "Unauthorized");
+    // As kube-apiserver: a client certificate past its notAfter authenticates nobody.
+    const cert = req.tls?.clientCertificate ? certificateFacts(req.tls.clientCertificate) : undefined;
+    if (cert && cert.validity.notAfter < this.now()) return this.#status(401, "Unauthorized");
+    const user = cert ? cert.commonName : "system:anonymous";
     const body = req.body ? JSON.parse(req.body) : undefined;
     const path = req.path.split("?")[0];
     const query = () => parseQuery(req.path);
@@ -452,6 +486,19 @@ export class FakeApi {
     if (req.method === "POST" && path === "/apis/authentication.k8s.io/v1/tokenreviews") {
       const user = this.reviewTokens.get(String(body?.spec?.token ?? ""));
       return this.#respond(201, { ...body, status: user ? { authenticated: true, user } : { authenticated: false } });
+    }
+    if (req.method === "POST" && path === "/apis/authentication.k8s.io/v1/selfsubjectreviews") {
+      return this.#respond(201, { ...body, status: { userInfo: { username: user, groups: cert ? [...cert.organizations, "system:authenticated"] : ["system:unauthenticated"] } } });
+    }
+    const csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+    if (path === csrs && req.method === "GET") return this.#collection("certificatesigningrequests", undefined, query);
+    if (path === csrs && req.method === "POST") {
+      if (!fromBase64(String(body?.spec?.request ?? ""))?.length) return this.#status(422, `CertificateSigningRequest.certificates.k8s.io "" is invalid: spec.request: Invalid value: []byte{}: PEM block type must be CERTIFICATE REQUEST`);
+      const created = this.#create("certificatesigningrequests", undefined, { ...body, spec: { ...body.spec, username: user } });
+      const name = created.metadata.name;
+      if (this.csrPolicy === "issue") this.#time.setTimer(() => void this.issueCsr(name), 50);
+      else if (this.csrPolicy === "deny") this.#time.setTimer(() => void this.denyCsr(name), 50);
+      return this.#respond(201, created);
     }
     if (path === "/api/v1/nodes" && req.method === "POST") {
       const name = body.metadata.name;
@@ -557,4 +604,58 @@ export class FakeApi {
     }
     return this.#status(404, `the server could not find the requested resource (${req.method} ${path})`);
   };
+}
+
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  return s;
+}
+
+function utcTime(ms: number): Uint8Array {
+  const t = new Date(ms).toISOString(); // 2026-11-21T12:00:00.000Z
+  const text = `${t.slice(2, 4)}${t.slice(5, 7)}${t.slice(8, 10)}${t.slice(11, 13)}${t.slice(14, 16)}${t.slice(17, 19)}Z`;
+  return encode(0x17, Uint8Array.from(text, (c) => c.charCodeAt(0)));
+}
+
+/** An X.509 certificate for a PKCS#10 request's subject, key and SANs; its signature is no signature (nothing verifies it here). */
+function issueFor(request: Uint8Array, notBefore: number, notAfter: number, serial: number): Uint8Array | undefined {
+  const outer = tlv(request, 0);
+  const info = outer && tlv(request, outer.start, outer.end);
+  if (!info) return undefined;
+  const [, subject, spki, attributes] = children(request, info);
+  if (!subject || !spki) return undefined;
+  const extensions: Uint8Array[] = [];
+  // extensionRequest → SET { Extensions }: copied as they are (the SANs of a serving request)
+  for (const attr of attributes ? children(request, attributes) : []) {
+    const [, values] = children(request, attr);
+    const exts = values && children(request, values)[0];
+    if (exts) for (const e of children(request, exts)) extensions.push(slice(request, e));
+  }
+  return certificate(slice(request, subject), slice(request, spki), extensions, notBefore, notAfter, serial);
+}
+
+function certificate(subject: Uint8Array, spki: Uint8Array, extensions: Uint8Array[], notBefore: number, notAfter: number, serial: number): Uint8Array {
+  const alg = sequence(oid("1.2.840.113549.1.1.11"), encode(0x05, new Uint8Array(0)));
+  const tbs = sequence(
+    encode(0xa0, encode(0x02, Uint8Array.of(2))),
+    encode(0x02, Uint8Array.of(serial & 0x7f)),
+    alg,
+    sequence(set(sequence(oid("2.5.4.3"), utf8String("scripted-ca")))),
+    sequence(utcTime(notBefore), utcTime(notAfter)),
+    subject,
+    spki,
+    ...(extensions.length ? [encode(0xa3, sequence(...extensions))] : []),
+  );
+  return sequence(tbs, alg, encode(0x03, new Uint8Array(33)));
+}
+
+/** An RSA public key of the right shape (the modulus is a pattern, not a key: nothing here does RSA). */
+export const SCRIPTED_RSA_KEY_INFO = sequence(sequence(oid("1.2.840.113549.1.1.1"), encode(0x05, new Uint8Array(0))), encode(0x03, Uint8Array.of(0), sequence(encode(0x02, Uint8Array.from({ length: 257 }, (_, i) => (i === 0 ? 0 : (i * 37 + 11) & 0xff))), encode(0x02, Uint8Array.of(1, 0, 1)))));
+
+/** A node certificate as the scripted signer would issue it: CN=system:node:<name>, O=system:nodes, IP SANs when given. */
+export function scriptedNodeCertificate(nodeName: string, notBefore: number, notAfter: number, ips: number[][] = []): Uint8Array {
+  const subject = sequence(set(sequence(oid("2.5.4.10"), utf8String("system:nodes"))), set(sequence(oid("2.5.4.3"), utf8String(`system:node:${nodeName}`))));
+  const san = ips.length ? [sequence(oid("2.5.29.17"), encode(0x04, sequence(...ips.map((ip) => encode(0x87, Uint8Array.from(ip))))))] : [];
+  return certificate(subject, SCRIPTED_RSA_KEY_INFO, san, notBefore, notAfter, 1);
 }

@@ -84,6 +84,8 @@ export class ApiClient {
   #retired: HttpStats = { connects: 0, requests: 0, bytesSent: 0, bytesReceived: 0 };
   /** Over HTTP/1.1 a watch needs a connection of its own (bounded by the watches the agent runs). */
   #streams = new Set<HttpConnection>();
+  /** Connections switchCredentials replaced, until RETIRE_AFTER_MS has passed. */
+  #retiring = new Set<HttpTransport>();
 
   constructor(options: ApiClientOptions) {
     this.#options = options;
@@ -125,7 +127,7 @@ export class ApiClient {
   /** Everything sent and received, over every connection this client has had. */
   get stats(): HttpStats {
     const total = { ...this.#retired };
-    for (const t of [this.#transport, ...this.#streams]) {
+    for (const t of [this.#transport, ...this.#streams, ...this.#retiring]) {
       total.connects += t.stats.connects;
       total.requests += t.stats.requests;
       total.bytesSent += t.stats.bytesSent;
@@ -221,11 +223,54 @@ export class ApiClient {
     return result;
   }
 
+  /**
+   * Moves to new TLS credentials (a renewed client certificate): a fresh connection made with them
+   * must answer `probe` first — the request goes over it alone — and only then do requests use it;
+   * the old connection closes a moment later (what was in flight on it finishes). When the probe
+   * fails or throws, nothing changes and the old credentials stay in use.
+   */
+  async switchCredentials(tls: TlsOptions, probe: { method: string; path: string; body: unknown }, accept: (result: ApiResult) => boolean): Promise<ApiResult> {
+    const target: ConnectTarget = { ...this.#target, tls };
+    const h2 = this.#transport.protocol === "h2";
+    const fresh: HttpTransport = h2
+      ? new Http2Connection(this.#options.host, { ...target, alpn: this.#http === "auto" ? ["h2", "http/1.1"] : ["h2"] }, this.#connectionOptions())
+      : new HttpConnection(this.#options.host, target, this.#connectionOptions());
+    let result: ApiResult;
+    try {
+      const { headers, body } = this.#headers({ body: probe.body });
+      result = this.#result(await fresh.request({ method: probe.method, path: probe.path, headers, body, keepBody: 4096 }));
+    } catch (err) {
+      fresh.close();
+      this.#retire(fresh.stats);
+      throw err;
+    }
+    if (!accept(result)) {
+      fresh.close();
+      this.#retire(fresh.stats);
+      return result;
+    }
+    const old = this.#transport;
+    this.#target = target;
+    this.#options.tls = tls;
+    this.#transport = fresh;
+    this.#retiring.add(old);
+    this.#options.host.setTimer(() => {
+      if (!this.#retiring.delete(old)) return;
+      old.close();
+      this.#retire(old.stats);
+    }, RETIRE_AFTER_MS);
+    return result;
+  }
+
   close(): void {
     this.#transport.close();
     for (const s of this.#streams) s.close();
+    for (const t of this.#retiring) t.close();
   }
 }
+
+/** How long a connection replaced by switchCredentials lives on for what was in flight on it. */
+export const RETIRE_AFTER_MS = 5000;
 
 /**
  * uid and resourceVersion of an object whose body was too big to keep whole. The API server writes

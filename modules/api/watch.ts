@@ -141,6 +141,20 @@ export class Watcher<T = any> {
     this.#wake();
   }
 
+  /**
+   * The agent's connection moved (renewed credentials): the open stream ends and the watch goes on
+   * at once from the same resourceVersion over the new one — no failure, no backoff, nothing missed.
+   */
+  reconnect(): void {
+    if (this.#stopped) return;
+    if (this.#cancel) {
+      this.#moving = true;
+      this.#cancel.cancel();
+    } else this.retryNow();
+  }
+
+  #moving = false;
+
   async #run(): Promise<void> {
     const what = `watching ${this.name}`;
     while (!this.#stopped) {
@@ -149,6 +163,10 @@ export class Watcher<T = any> {
         if (this.#stopped) return;
         const began = this.#ctx.host.monotonic();
         await this.#watch();
+        if (this.#moving) {
+          this.#moving = false;
+          continue;
+        }
         // A stream the server ends at once, again and again, must not become a busy loop.
         const lasted = this.#ctx.host.monotonic() - began;
         if (lasted >= 10_000) this.#retry.reset();
@@ -255,7 +273,7 @@ export class Watcher<T = any> {
       if (res.status !== 200) throw toApiError("GET", path, { status: res.status, json: status, response: res.response });
     } catch (err) {
       if (failure) throw failure;
-      if (err instanceof HttpError && err.kind === "cancelled" && this.#stopped) return;
+      if (err instanceof HttpError && err.kind === "cancelled" && (this.#stopped || this.#moving)) return;
       throw err;
     } finally {
       this.watching = false;

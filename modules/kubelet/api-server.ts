@@ -121,6 +121,13 @@ export class KubeletApiServer {
     return this.#listener.ready ? await this.#listener.ready : this.#listener.port;
   }
 
+  /** Serves a renewed certificate (same key) from the next handshake on; throws when the host cannot. */
+  useCertificate(certificate: Uint8Array): void {
+    if (!this.#listener?.update) throw new Error(`the ${this.#host.name} host cannot switch the kubelet API's certificate while it listens`);
+    this.#listener.update({ certificate, key: this.#config.key, clientCa: this.#config.clientCa });
+    this.#config.certificate = certificate;
+  }
+
   close(): void {
     this.#listener?.close();
     this.server.close();

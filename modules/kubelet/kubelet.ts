@@ -2,7 +2,7 @@
 // the node, Lease and status reconcilers, LED), runs the boot sequence, wires what one reconciler's
 // outcome means for another, and stops gracefully. The reconcilers each do one job on their own timer.
 import { ApiClient, describeError, toApiError } from "../api/client";
-import { Watcher } from "../api/watch";
+import { Watcher, type WatchHandler } from "../api/watch";
 import { EventRecorder } from "../events/recorder";
 import { nodeStatusEvent, transitionReason } from "../k8s/events";
 import { DEFAULTS } from "../defaults";
@@ -23,10 +23,16 @@ import { HealthLedger } from "./health";
 import { PodManager } from "../pods/manager";
 import { BUILTIN_WORKLOADS } from "../pods/builtin";
 import { certificateValidity, expiringSoon, tokenValidity, type Validity } from "../k8s/credentials";
+import { CLIENT_SIGNER, SERVING_SIGNER } from "../k8s/csr";
+import { CertificateRotator, startingCertificate } from "./rotation";
 import { formatTime } from "../time/clock";
 import { WorkloadRegistry } from "../pods/workload";
 import { DEFAULTS_CONFIGMAP, SETTINGS_ANNOTATION, SETTINGS_NAMESPACE, SettingsController, nodeConfigMap } from "../settings/controller";
 import { firmwareSettings, type DeviceSettings } from "../settings/settings";
+
+/** Host.store keys of the certificates a rotation renewed. */
+export const CLIENT_CERT_KEY = "client-cert";
+export const SERVING_CERT_KEY = "serving-cert";
 
 const LEVELS: readonly LogLevel[] = Object.freeze(["debug", "info", "warn", "error"]);
 
@@ -54,6 +60,16 @@ export interface KubeletSnapshot {
   /** Pods admitted and not finished. */
   pods: number;
 }
+
+/** One of the agent's credentials: when it expires, and what renews it (nothing, for a token). */
+interface Credential {
+  name: string;
+  what: string;
+  readonly validity: Validity;
+  rotator?: CertificateRotator;
+}
+
+const SELF_SUBJECT_REVIEW = { method: "POST", path: "/apis/authentication.k8s.io/v1/selfsubjectreviews", body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } };
 
 export class Kubelet {
   readonly host: Host;
@@ -84,7 +100,9 @@ export class Kubelet {
   #health: HealthLedger;
   #stopped = false;
   /** The agent's credentials and when they expire (client certificate, token, serving certificate). */
-  readonly credentials: { name: string; what: string; validity: Validity }[] = [];
+  readonly credentials: Credential[] = [];
+  /** The certificates the board renews itself (client: x509 identities; serving: the kubelet API's). */
+  readonly rotators: CertificateRotator[] = [];
   /** Those close to expiry (or past it): an Event each, and the LED says Warning. */
   readonly expiring = new Set<string>();
   /** The lowest level passed to the host (log_level setting; "debug": all, the host decides). */
@@ -100,6 +118,12 @@ export class Kubelet {
     const problems = configProblems(options);
     if (problems.length) throw new ConfigError(problems);
     this.host = host;
+    // A certificate the board renewed before this boot (kept in Host.store) replaces the provisioned one.
+    const log = (level: LogLevel, message: string) => this.#log(level, message);
+    const tls = options.tls;
+    if (tls?.clientCertificate && tls.clientKey) options = { ...options, tls: { ...tls, clientCertificate: startingCertificate(host.store?.read, CLIENT_CERT_KEY, tls.clientCertificate, "client certificate", log) } };
+    const served = options.kubeletApi;
+    if (served) options = { ...options, kubeletApi: { ...served, certificate: startingCertificate(host.store?.read, SERVING_CERT_KEY, served.certificate, "serving certificate", log) } };
     this.#options = options;
     this.registered = new Promise((r) => (this.#registered = r));
     this.#health = new HealthLedger((level, message) => this.#log(level, message));
@@ -153,12 +177,7 @@ export class Kubelet {
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
     this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
     const bootAt = host.monotonic();
-    const client = certificateValidity(options.tls?.clientCertificate);
-    if (client) this.credentials.push({ name: "client-certificate", what: "the client certificate", validity: client });
-    const token = tokenValidity(options.token);
-    if (token) this.credentials.push({ name: "token", what: "the ServiceAccount token", validity: token });
-    const serving = certificateValidity(options.kubeletApi?.certificate);
-    if (serving) this.credentials.push({ name: "serving-certificate", what: "the kubelet API's serving certificate", validity: serving });
+    this.#credentials(ctx);
     this.pods = new PodManager(
       {
         ...ctx,
@@ -176,7 +195,7 @@ export class Kubelet {
     const firmware = firmwareSettings({ ledBrightness: this.led.cap, statusReportSeconds: ctx.options.statusReportSeconds, conditionCheckSeconds: ctx.options.conditionCheckSeconds, logLevel: "debug" });
     this.settings = new SettingsController({ host, nodeName: options.nodeName, log: (l, m) => this.#log(l, m), record: (spec) => this.events.record(spec) }, firmware, (s) => this.#applySettings(s, ctx));
     const cmPath = `/api/v1/namespaces/${SETTINGS_NAMESPACE}/configmaps`;
-    const settingsWatch = (name: string, handler: typeof this.settings.nodeHandler) => new Watcher(ctx, `ConfigMap ${SETTINGS_NAMESPACE}/${name}`, { path: cmPath, fieldSelector: `metadata.name=${name}`, pageSize: 1, maxEventBytes: 24 * 1024, maxListBytes: 32 * 1024 }, handler);
+    const settingsWatch = (name: string, handler: WatchHandler) => new Watcher(ctx, `ConfigMap ${SETTINGS_NAMESPACE}/${name}`, { path: cmPath, fieldSelector: `metadata.name=${name}`, pageSize: 1, maxEventBytes: 24 * 1024, maxListBytes: 32 * 1024 }, handler);
     this.settingsWatches = options.settings === false ? [] : [settingsWatch(DEFAULTS_CONFIGMAP, this.settings.defaultsHandler), settingsWatch(nodeConfigMap(options.nodeName), this.settings.nodeHandler)];
     this.settings.onApplied = () => void this.status.pushNow("settings applied");
     // Before anything reaches the network: the last settings the cluster gave this node.
@@ -358,6 +377,7 @@ export class Kubelet {
     this.pods.stop();
     for (const w of this.settingsWatches) w.stop();
     this.settings.stop();
+    for (const r of this.rotators) r.stop();
     this.events.stop();
     this.apiServer?.close();
     this.lease.stop();
@@ -386,17 +406,73 @@ export class Kubelet {
     this.led.setState(state === "healthy" && this.expiring.size ? "warning" : state, this.host.monotonic());
   }
 
+  /** The credentials' expiry, and the rotators of the certificates the board renews itself. */
+  #credentials(ctx: AgentContext): void {
+    const options = this.#options;
+    const rotation = { ...ctx, record: (spec: Parameters<EventRecorder["record"]>[0]) => this.events.record(spec) };
+    const add = (name: string, what: string, validity: Validity | undefined, rotator?: CertificateRotator) => {
+      if (!validity && !rotator) return;
+      if (rotator) this.rotators.push(rotator);
+      this.credentials.push({ name, what, rotator, get validity() { return rotator?.validity ?? validity ?? { notBefore: 0, notAfter: 0 }; } });
+    };
+    const tls = options.tls;
+    const client = tls?.clientCertificate;
+    if (client && tls.clientKey && certificateValidity(client)) {
+      const rotator = new CertificateRotator(rotation, { name: "client-certificate", what: "the client certificate", signer: CLIENT_SIGNER, window: [0.7, 0.9], storeKey: CLIENT_CERT_KEY, certificate: client, key: tls.clientKey, install: (c) => this.#useClientCertificate(c) });
+      add("client-certificate", "the client certificate", undefined, rotator);
+    } else add("client-certificate", "the client certificate", certificateValidity(client));
+    add("token", "the ServiceAccount token", tokenValidity(options.token));
+    const api = options.kubeletApi;
+    const serving = certificateValidity(api?.certificate);
+    if (api && serving && client && !options.token) {
+      // Asked for early (50–70 % of its life): a person approves kubelet-serving requests.
+      const rotator = new CertificateRotator(rotation, {
+        name: "serving-certificate",
+        what: "the kubelet API's serving certificate",
+        signer: SERVING_SIGNER,
+        window: [0.5, 0.7],
+        storeKey: SERVING_CERT_KEY,
+        certificate: api.certificate,
+        key: api.key,
+        manualApproval: true,
+        addresses: () => {
+          const a = this.host.network().address;
+          return a ? [a] : [];
+        },
+        install: async (c) => {
+          if (!this.apiServer) throw new Error("the kubelet API is not served");
+          this.apiServer.useCertificate(c);
+        },
+      });
+      add("serving-certificate", "the kubelet API's serving certificate", undefined, rotator);
+    } else add("serving-certificate", "the kubelet API's serving certificate", serving);
+  }
+
+  /** A renewed client certificate: a fresh connection proves it (SelfSubjectReview), then everything moves over. */
+  async #useClientCertificate(certificate: Uint8Array): Promise<void> {
+    const expected = `system:node:${this.#options.nodeName}`;
+    const tls = { ...this.#options.tls!, clientCertificate: certificate };
+    let user = "";
+    const res = await this.api.switchCredentials(tls, SELF_SUBJECT_REVIEW, (r) => r.status === 201 && (user = String(r.json?.status?.userInfo?.username ?? "")) === expected);
+    if (user !== expected) throw new Error(res.status === 201 ? `the API server sees the new certificate as "${user}", not ${expected}` : `the API server refused the new certificate: ${toApiError("POST", SELF_SUBJECT_REVIEW.path, res).message}`);
+    this.#options = { ...this.#options, tls };
+    this.nodeWatch.reconnect();
+    this.podWatch.reconnect();
+    for (const w of this.settingsWatches) w.reconnect();
+  }
+
   /**
    * Credentials close to expiry (the last 20 % of their lifetime, at most 30 days) or past it, judged
-   * by the wall clock anchored from the API server's Date header — never the board's own guess.
-   * Nothing renews them yet: an Event and a log line say so once per credential, and the LED shows
-   * Warning until a new one is provisioned.
+   * by the wall clock anchored from the API server's Date header — never the board's own guess —
+   * with no renewal in sight: an Event and a log line once per credential, and the LED shows Warning
+   * until it is renewed (or a new one provisioned). Certificates due for renewal are asked for here.
    */
   #checkCredentials(): void {
     if (!this.clock.anchored) return;
+    for (const r of this.rotators) r.check();
     const now = this.clock.now();
     for (const c of this.credentials) {
-      const soon = expiringSoon(c.validity, now);
+      const soon = expiringSoon(c.validity, now) && !c.rotator?.onTrack;
       if (!soon) {
         this.expiring.delete(c.name);
         continue;
@@ -405,7 +481,8 @@ export class Kubelet {
       this.expiring.add(c.name);
       const when = formatTime(c.validity.notAfter);
       const past = c.validity.notAfter <= now;
-      const message = `${c.what} ${past ? "expired" : "expires"} at ${when} (judged by the wall clock anchored from the API server's Date header); nothing renews it yet: provision a new one (README, "Credentials")`;
+      const renewal = c.rotator ? c.rotator.describe() : c.name === "token" ? 'the board cannot renew a token: provision a new one (README, "Credentials")' : 'nothing renews it: provision a new one (README, "Credentials")';
+      const message = `${c.what} ${past ? "expired" : "expires"} at ${when} (judged by the wall clock anchored from the API server's Date header); ${renewal}`;
       this.#log(past ? "error" : "warn", message);
       this.events.record({ type: "Warning", reason: "CredentialExpiring", message });
     }

@@ -26,6 +26,7 @@ describe("the core inside the XS engine", function () {
       for (let i = 0; i < node.wire.length; i++) assert.equal(result.wire[i], node.wire[i], `write ${i} differs (HTTP/2 frames and HPACK included)`);
       assert.equal(result.renewals, node.renewals);
       assert.equal(result.led, node.led);
+      assert.deepEqual(result.served, node.served);
       const bytes = node.wire.reduce((n, hex) => n + hex.length / 2, 0);
       const agent = run.compute - (run.reply.serverCompute ?? 0);
       console.log(`      XS: ${node.requests.length} requests, ${bytes} bytes written, compute meter ${run.compute} (agent ${agent}, scripted server ${run.reply.serverCompute}), allocate ${run.allocate}`);

@@ -13,7 +13,7 @@ import { request as httpsRequest } from "node:https";
 import { networkInterfaces, tmpdir } from "node:os";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { dirname, join } from "node:path";
-import { renderNodeRbac, renderSettingsRbac } from "../../deploy/render";
+import { renderNodeRbac, renderRotationRbac, renderSettingsRbac } from "../../deploy/render";
 import { BUILDS_IN_USE_FILE, CONTROL_PLANE_DIR_PREFIX, ensureBuilt, type Built, type BinaryName } from "./build";
 
 export interface ControlPlaneOptions {
@@ -99,6 +99,11 @@ export interface ControlPlane {
    * kube-apiserver (--kubelet-certificate-authority) and metrics-server verify.
    */
   nodeServingCertificate(name: string, addresses: string[]): Promise<ServingCertificate>;
+  /**
+   * A node certificate signed straight with the cluster CA's key, for lifetimes shorter than the CSR
+   * API's 10-minute minimum (tests of rotation): a client certificate, or a serving one with addresses.
+   */
+  mintNodeCertificate(name: string, options: { lifetimeSeconds: number; addresses?: string[] }): Promise<{ certificate: Uint8Array; key: Uint8Array }>;
   /**
    * Starts metrics-server (idempotent; building it first if needed) and waits until the APIService
    * v1beta1.metrics.k8s.io is Available. Rejects when this machine has no non-loopback address.
@@ -458,6 +463,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await waitFor("kube-scheduler /healthz", 60_000, async () => (await httpsStatus(`https://127.0.0.1:${schedPort}/healthz`, undefined)).status === 200);
     // The nodes' settings ConfigMaps (deploy/node-settings.yaml), as `npm run provision` grants them.
     if (options.nodes?.length) await kubectl(["apply", "-f", "-"], { input: renderSettingsRbac(options.nodes) });
+    // Nodes renew their own client certificates (deploy/node-cert-rotation.yaml), as on kubeadm clusters.
+    await kubectl(["apply", "-f", "-"], { input: renderRotationRbac() });
 
     const caPem = readFileSync(caFile, "utf8");
     const caDer = new Uint8Array(readFileSync(join(pki, "ca.der")));
@@ -583,6 +590,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         const [{ nodeServingCertificate }, { fromKubeconfig }] = await Promise.all([import("../provision/provision"), import("../kube/connection")]);
         const { certificate, key, csrName } = await nodeServingCertificate(fromKubeconfig(kubeconfig), name, { addresses });
         return { certificate, key, csrName };
+      },
+      async mintNodeCertificate(name, opts) {
+        const { mintNodeCertificate } = await import("./mint");
+        return mintNodeCertificate(pki, name, opts);
       },
       async restartApiServer(downMs = 0): Promise<void> {
         const i = started.findIndex((s) => s.name === "kube-apiserver");

@@ -8,6 +8,8 @@
 //                     real kubelet. RSA because the board's TLS stack can only sign with RSA keys.
 //   --token           a ServiceAccount xs-kubelet/<name> bound to the least-privilege roles in
 //                     deploy/, and a token for it from the TokenRequest API.
+//   --approve-serving approves the node's pending kubelet-serving CSRs (the board renews its serving
+//                     certificate itself; clusters do not approve those automatically) and exits.
 //   --serving         also (with either) an RSA kubelet serving certificate for the node's kubelet
 //                     API, SANs from --serving-address, through the CSR API (signer
 //                     kubernetes.io/kubelet-serving), approved here.
@@ -22,7 +24,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as x509 from "@peculiar/x509";
 import { parseAllDocuments } from "yaml";
-import { renderNodeRbac, renderSettingsRbac } from "../../deploy/render";
+import { renderNodeRbac, renderRotationRbac, renderSettingsRbac } from "../../deploy/render";
 import { nodeNameProblem } from "../../modules/k8s/names";
 import { clusterRequest, fromKubeconfig, parseServer, type ClusterConnection, type ClusterResponse } from "../kube/connection";
 
@@ -190,6 +192,37 @@ export async function nodeServingCertificate(
   );
 }
 
+/**
+ * Approves the kubelet-serving CSRs the board `node` asked for and nobody has decided on: only those
+ * made by system:node:<node> itself (spec.username), for CN=system:node:<node> in O=system:nodes, with
+ * server-auth usages — what an approver like kubelet-csr-approver checks. Returns what it approved,
+ * with the SANs each asks for.
+ */
+export async function approvePendingServing(api: Api, node: string, log: (l: string) => void = () => undefined): Promise<{ name: string; sans: string[] }[]> {
+  const problem = nodeNameProblem(node);
+  if (problem) throw new Error(problem);
+  const list = must(await api.call("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests"), "listing CSRs");
+  const approved: { name: string; sans: string[] }[] = [];
+  for (const csr of list.items ?? []) {
+    const name: string = csr.metadata?.name ?? "";
+    if (csr.spec?.signerName !== "kubernetes.io/kubelet-serving" || csr.spec?.username !== `system:node:${node}`) continue;
+    if ((csr.status?.conditions ?? []).length) continue; // approved, denied or failed already
+    const request = new x509.Pkcs10CertificateRequest(Buffer.from(csr.spec.request, "base64").toString("latin1"));
+    const usages: string[] = csr.spec.usages ?? [];
+    if (request.subject !== `O=system:nodes, CN=system:node:${node}` || !usages.includes("server auth") || usages.some((u) => !["digital signature", "key encipherment", "server auth"].includes(u))) {
+      log(`CSR ${name}: not a kubelet serving request for ${node} (subject "${request.subject}", usages ${usages.join(", ")}): left alone`);
+      continue;
+    }
+    const san = request.getExtension("2.5.29.17") as x509.SubjectAlternativeNameExtension | null;
+    const sans = san ? san.names.toJSON().map((n) => `${n.type === "ip" ? "IP" : "DNS"}:${n.value}`) : [];
+    csr.status = { ...csr.status, conditions: [{ type: "Approved", status: "True", reason: "XsKubeletProvision", message: `approved by npm run provision -- --approve-serving for node ${node}` }] };
+    must(await api.call("PUT", `/apis/certificates.k8s.io/v1/certificatesigningrequests/${name}/approval`, csr), `approving CSR ${name}`);
+    log(`approved CSR ${name} (${sans.join(", ") || "no SANs"})`);
+    approved.push({ name, sans });
+  }
+  return approved;
+}
+
 export interface Provisioned {
   node: string;
   host: string;
@@ -272,6 +305,7 @@ const USAGE = `usage: npm run provision -- --kubeconfig FILE --node NAME [--cert
   --cert                   RSA client certificate for system:node:NAME via the CSR API (default)
   --token                  ServiceAccount token bound to deploy/'s least-privilege roles
   --token-days N           token lifetime (default 365)
+  --approve-serving        approve the node's pending kubelet-serving CSRs (its own renewals) and exit
   --serving                also a kubelet serving certificate (signer kubernetes.io/kubelet-serving) for
                            the node's kubelet API; needs --serving-address
   --serving-address ADDR   an IP or DNS name the API server and metrics-server reach the board at
@@ -290,6 +324,7 @@ async function main(): Promise<void> {
       token: { type: "boolean" },
       "token-days": { type: "string", default: "365" },
       serving: { type: "boolean" },
+      "approve-serving": { type: "boolean" },
       "serving-address": { type: "string", multiple: true },
       server: { type: "string" },
       "server-name": { type: "string" },
@@ -314,6 +349,11 @@ async function main(): Promise<void> {
 
   const node = values.node!;
   const conn = fromKubeconfig(values.kubeconfig!);
+  if (values["approve-serving"]) {
+    const done = await approvePendingServing(adminApi(conn), node, (l) => console.log(l));
+    if (!done.length) console.log(`no pending kubelet-serving CSR from system:node:${node}`);
+    return;
+  }
   if (!conn.caDer) throw new Error(`${values.kubeconfig}: the cluster has no certificate-authority; the board must verify the API server`);
   const api = adminApi(conn);
   const target = values.server ? parseServer(values.server) : { host: conn.host, port: conn.port };
@@ -326,6 +366,8 @@ async function main(): Promise<void> {
     p.certificate = await nodeClientCertificate(api, node, (l) => console.log(`  ${l}`));
     console.log(`Letting system:node:${node} read its settings ConfigMaps (deploy/node-settings.yaml) …`);
     await applyNodeRbac(api, node, renderSettingsRbac([node]));
+    console.log("Letting nodes have their own client certificate renewals approved (deploy/node-cert-rotation.yaml, as kubeadm does) …");
+    await applyNodeRbac(api, node, renderRotationRbac());
   }
   if (values.serving) {
     console.log(`Requesting a kubelet serving certificate for ${servingAddresses.join(", ")} …`);

@@ -2,6 +2,7 @@
 // They run under Node (test/unit) and inside the real XS engine (test/xs); what both send must be
 // identical byte for byte (the requests, and every byte written: HTTP/2 frames and HPACK included).
 import type { KubeletOptions } from "../../modules/kubelet/kubelet";
+import { scriptedNodeCertificate } from "../../hosts/virtual/scripted-api";
 import { rig, rigWork, type Rig } from "./harness";
 
 export interface ScenarioResult {
@@ -106,7 +107,28 @@ async function podLife(): Promise<ScenarioResult> {
   return { ...outcome(r, steady), served };
 }
 
+/**
+ * A client certificate of ten minutes renewed by the board: the CSR signed and sent, the watch for its
+ * issuance, the SelfSubjectReview on a fresh connection, every request after it with the new
+ * certificate (the scripted API refuses the old one once it expired), the watches moved over.
+ */
+async function rotation(): Promise<ScenarioResult> {
+  const epoch = Date.UTC(2026, 10, 21, 12, 0, 0);
+  const first = scriptedNodeCertificate("board-1", epoch - 1000, epoch - 1000 + 600_000);
+  const store = new Map<string, Uint8Array>();
+  const r = rig({ token: undefined, tls: { serverName: "192.0.2.1", verify: false, clientCertificate: first, clientKey: new Uint8Array([0x30, 0]) }, store }, (p) => {
+    p.api.csrLifetimeMs = 600_000;
+  });
+  r.kubelet.start();
+  await r.time.advance(30_000);
+  const steady = { bytes: written(r), renewals: r.kubelet.lease.renewals, at: r.time.now };
+  await r.time.advance(720_000 - 30_000);
+  await r.kubelet.stop();
+  return { ...outcome(r, steady), served: [`rotations ${r.kubelet.rotators[0].rotations}, kept ${store.has("client-cert")}`] };
+}
+
 export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
+  "a client certificate renewed through the CSR API": rotation,
   "a pod's life: scheduled, running, crash-looping, logs served, deleted": podLife,
   "a minute with the kubelet API open, not scraped": () => scraped(0),
   "a minute with the kubelet API open, /metrics scraped 10 times": () => scraped(10),

@@ -1,0 +1,52 @@
+// Node certificates issued straight from the local control plane's CA key, for lifetimes the CSR API
+// cannot give (its expirationSeconds minimum is 10 minutes): what tests of certificate rotation start
+// from. The same shape the controller-manager's signers issue — RSA-2048 (the board's TLS signs only
+// with RSA), CN=system:node:<name>, O=system:nodes, client auth or server auth with SANs — signed by
+// the cluster CA, so kube-apiserver and metrics-server take them as they take the signer's.
+import "reflect-metadata";
+import { createPrivateKey, generateKeyPairSync, randomBytes, webcrypto } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import * as x509 from "@peculiar/x509";
+
+export interface MintOptions {
+  /** From now (the certificate starts a second ago, so a fresh one is valid at once). */
+  lifetimeSeconds: number;
+  /** A serving certificate with these SANs (IPs and DNS names); absent: a client certificate. */
+  addresses?: string[];
+}
+
+export async function mintNodeCertificate(pkiDir: string, node: string, options: MintOptions): Promise<{ certificate: Uint8Array; key: Uint8Array }> {
+  const ca = new x509.X509Certificate(readFileSync(join(pkiDir, "ca.crt"), "utf8"));
+  const caKeyDer = createPrivateKey(readFileSync(join(pkiDir, "ca.key"), "utf8")).export({ type: "pkcs8", format: "der" });
+  const ecdsa = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const signingKey = await webcrypto.subtle.importKey("pkcs8", caKeyDer, ecdsa, false, ["sign"]);
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const rsa = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  const pub = await webcrypto.subtle.importKey("spki", publicKey.export({ type: "spki", format: "der" }), rsa, true, ["verify"]);
+  const serving = !!options.addresses;
+  const extensions: x509.Extension[] = [
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.ExtendedKeyUsageExtension([serving ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+    new x509.BasicConstraintsExtension(false, undefined, true),
+  ];
+  if (options.addresses) extensions.push(new x509.SubjectAlternativeNameExtension(options.addresses.map((value) => ({ type: isIP(value) ? "ip" : "dns", value }))));
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: randomBytes(8).toString("hex").replace(/^[89a-f]/, "1"),
+      subject: `O=system:nodes, CN=system:node:${node}`,
+      // The CA's subject as it is encoded, so the issuer matches it byte for byte.
+      issuer: ca.subjectName,
+      notBefore: new Date(Math.floor(now / 1000) * 1000 - 1000),
+      notAfter: new Date(Math.floor(now / 1000) * 1000 + options.lifetimeSeconds * 1000),
+      signingKey,
+      publicKey: pub,
+      signingAlgorithm: ecdsa,
+      extensions,
+    },
+    webcrypto as any,
+  );
+  return { certificate: new Uint8Array(cert.rawData), key: new Uint8Array(privateKey.export({ type: "pkcs8", format: "der" })) };
+}
