@@ -14,6 +14,7 @@ import * as runtime from "./runtime";
 import config from "mc/config";
 import { createConnector } from "./transport";
 import { createListen } from "./listener";
+import { signWithKey } from "ssl/cert";
 
 export interface Board {
   /** "esp32s3", "sim": shown in the User-Agent and logs. */
@@ -150,6 +151,7 @@ class Firmware {
       utf8Decode: runtime.utf8Decode,
       connect: createConnector({ dnsServers: () => board.dnsServers(), log: runtime.log }),
       listen: createListen(runtime.log),
+      sign: signWithKey,
       heap: runtime.heap,
       usage: runtime.usage,
       network: () => board.network(),

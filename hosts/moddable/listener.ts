@@ -494,6 +494,14 @@ export function createListen(log: (level: LogLevel, message: string) => void) {
       get port() {
         return (listener as any).port ?? options.port;
       },
+      // A renewed serving certificate: connections accepted from now on present it.
+      update(next) {
+        const key = PKCS8.parse(next.key);
+        shared.certs = [next.certificate.slice().buffer as ArrayBuffer];
+        shared.key = key;
+        shared.keyDer = next.key.slice().buffer as ArrayBuffer;
+        shared.clientCa = next.clientCa ? [next.clientCa.slice().buffer as ArrayBuffer] : [];
+      },
       close() {
         try {
           (listener as any).close();

@@ -69,7 +69,9 @@ interface Credential {
   rotator?: CertificateRotator;
 }
 
-const SELF_SUBJECT_REVIEW = { method: "POST", path: "/apis/authentication.k8s.io/v1/selfsubjectreviews", body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } };
+const SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+/** Made anew for each use: a preloaded (ROM) object cannot be passed to JSON.stringify in XS, which marks what it visits. */
+const selfSubjectReview = () => ({ method: "POST", path: SELF_SUBJECT_REVIEWS, body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
 
 export class Kubelet {
   readonly host: Host;
@@ -453,8 +455,8 @@ export class Kubelet {
     const expected = `system:node:${this.#options.nodeName}`;
     const tls = { ...this.#options.tls!, clientCertificate: certificate };
     let user = "";
-    const res = await this.api.switchCredentials(tls, SELF_SUBJECT_REVIEW, (r) => r.status === 201 && (user = String(r.json?.status?.userInfo?.username ?? "")) === expected);
-    if (user !== expected) throw new Error(res.status === 201 ? `the API server sees the new certificate as "${user}", not ${expected}` : `the API server refused the new certificate: ${toApiError("POST", SELF_SUBJECT_REVIEW.path, res).message}`);
+    const res = await this.api.switchCredentials(tls, selfSubjectReview(), (r) => r.status === 201 && (user = String(r.json?.status?.userInfo?.username ?? "")) === expected);
+    if (user !== expected) throw new Error(res.status === 201 ? `the API server sees the new certificate as "${user}", not ${expected}` : `the API server refused the new certificate: ${toApiError("POST", SELF_SUBJECT_REVIEWS, res).message}`);
     this.#options = { ...this.#options, tls };
     this.nodeWatch.reconnect();
     this.podWatch.reconnect();

@@ -192,14 +192,14 @@ export class CertificateRotator {
     this.state = "requesting";
     const what = `renewing ${slot.what}`;
     try {
-      ctx.log("info", `asking for a new ${slot.what.replace(/^the /, "")}: ${this.#why}`);
+      ctx.log("info", `renewing ${slot.what}: ${this.#why}`);
       const request = await this.#request();
       if (this.#stopped) return;
       const created = await ctx.api.call("POST", CSR_PATH, { body: csrObject(request, slot.signer, csrUsages(slot.signer, signatureAlgorithmOf(this.#facts!.publicKeyInfo)!)), keepBody: CSR_EVENT_BYTES });
       if (created.status !== 201 || !created.json?.metadata?.name) throw new Error(`creating a CertificateSigningRequest: ${created.status}${created.json?.message ? `: ${created.json.message}` : ""}`);
       this.csrName = created.json.metadata.name;
       this.state = "pending";
-      ctx.log("info", `CSR ${this.csrName} (${slot.signer}) created for ${slot.what}`);
+      ctx.log("info", `CSR ${this.csrName} (${slot.signer}) created for ${slot.what} (its ${request.length}-byte request signed in ${Math.round(this.signMs)} ms)`);
       if (slot.manualApproval) {
         ctx.record({ type: "Normal", reason: "CertificateApprovalNeeded", message: `CSR ${this.csrName} asks for a new kubelet serving certificate (${slot.signer}); clusters do not approve these by themselves: kubectl certificate approve ${this.csrName}, or npm run provision -- --approve-serving --node ${ctx.nodeName}` });
       }
@@ -239,7 +239,6 @@ export class CertificateRotator {
     const began = ctx.host.monotonic();
     const signature = await ctx.host.sign!(this.slot.key, info);
     this.signMs = ctx.host.monotonic() - began;
-    ctx.log("debug", `signed a ${info.length}-byte certificate request in ${Math.round(this.signMs)} ms`);
     return certificationRequest(info, algorithm, signature);
   }
 

@@ -108,6 +108,18 @@ describe("certificate rotation", () => {
     await r.kubelet.stop();
   });
 
+  it("the same over HTTP/1.1: the probe on a fresh keep-alive connection, each watch's own connection moved too", async () => {
+    const r = certRig(20 * MIN, { http: "http/1.1" });
+    r.kubelet.start();
+    await r.time.advance(25 * MIN);
+    assert.equal(r.kubelet.rotators[0].rotations, 1);
+    assert.equal(r.kubelet.api.protocol, "http/1.1");
+    assert.ok(renewalGaps(r) <= 11_000, `longest gap between renewals ${renewalGaps(r)} ms`);
+    assert.equal(r.kubelet.led.state, "healthy");
+    assert.ok(r.kubelet.podWatch.watching, "the pod watch runs with the new certificate");
+    await r.kubelet.stop();
+  });
+
   it("the scenario the XS engine replays renews the certificate (test/xs compares it byte for byte)", async () => {
     const run = await scenarios["a client certificate renewed through the CSR API"]();
     assert.deepEqual(run.served, ["rotations 1, kept true"]);

@@ -413,6 +413,23 @@ function allowsClientAuth(p: Parsed): boolean {
   return false;
 }
 
+const SHA256_DIGEST_OID = Object.freeze([2, 16, 840, 1, 101, 3, 4, 2, 1]);
+
+/**
+ * Host.sign on the board and in mcsim: RSASSA-PKCS1-v1_5 with SHA-256, by the SDK's RSA (bigint, CRT
+ * with the key's primes). The board's keys are RSA: its TLS client can present no other kind.
+ */
+export function signWithKey(key: Uint8Array, data: Uint8Array): Uint8Array {
+  let rsa: Required<RSAKey>;
+  try {
+    rsa = PKCS8.parse(key);
+  } catch (e) {
+    throw new Error(`the board signs with RSA keys only, and this key is not one (${(e as Error)?.message ?? e})`);
+  }
+  const H = new Digest("SHA256").process(data);
+  return new Uint8Array(new PKCS1_5(rsa, true, SHA256_DIGEST_OID.slice()).sign(H));
+}
+
 export default class CertificateManager {
   #verify: boolean;
   #anchors: DERBytes[];

@@ -48,4 +48,5 @@ declare module "ssl/cert" {
   export function verifyClientChain(certs: Uint8Array[], anchors: (ArrayBuffer | Uint8Array)[], now: number): { identity: ClientIdentity; key: object } | string;
   export function publicKeyOf(der: Uint8Array): object | undefined;
   export function verifyTlsSignature(key: object, scheme: number, transcriptSha256: ArrayBuffer, signature: Uint8Array): boolean;
+  export function signWithKey(key: Uint8Array, data: Uint8Array): Uint8Array;
 }
