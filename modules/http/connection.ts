@@ -174,13 +174,15 @@ export class HttpConnection implements HttpTransport {
       this.#dropSocket();
       return;
     }
+    const pending = this.#current;
     let i = 0;
     try {
       i = this.#parser.push(bytes, 0, bytes.length);
     } catch (err) {
       return this.#fail(err as HttpError);
     }
-    const pending = this.#current;
+    // The body's sink (a watch) may have ended the request itself: cancelled, the socket dropped.
+    if (this.#current !== pending) return;
     if (!pending.headSeen && this.#parser.headDone) {
       pending.headSeen = true;
       pending.request.onHead?.(this.#parser.status);
