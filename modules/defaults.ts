@@ -28,4 +28,12 @@ export const RETRY = Object.freeze({
   auth: Object.freeze({ initialMs: 10_000, maxMs: 300_000 }),
   /** ± fraction of each delay, at random, so a fleet does not retry in step. */
   jitter: 0.1,
+  /**
+   * While the API server cannot be reached: a plain TCP connect to it this often (× 0.5–1.5 at
+   * random), and a renewal as soon as one succeeds — the node is back within about a second of the
+   * API server's return instead of waiting out the backoff. Each probe-triggered renewal that still
+   * fails doubles the probe interval, up to probeMaxMs (a balancer that accepts with no server behind).
+   */
+  probeMs: 1000,
+  probeMaxMs: 8000,
 });

@@ -114,6 +114,11 @@ export class ApiClient {
     return new HttpConnection(this.#options.host, this.#target, this.#connectionOptions());
   }
 
+  /** The API server's address (host, port), as configured. */
+  get server(): { host: string; port: number } {
+    return this.#options.server;
+  }
+
   /** The connection requests go over now. */
   get connection(): HttpTransport {
     return this.#transport;

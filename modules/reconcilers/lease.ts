@@ -8,7 +8,9 @@ import { leaseBody, leaseOwnerPatch, leaseRenewPatch } from "../k8s/bodies";
 import { MERGE_PATCH, paths } from "../k8s/paths";
 import { formatMicroTime } from "../time/clock";
 import { TimerLoop } from "../util/loop";
+import { RETRY } from "../defaults";
 import { RetryPolicy } from "../util/retry";
+import type { HostSocket } from "../host";
 import type { AgentContext } from "./context";
 
 export class LeaseReconciler {
@@ -74,6 +76,53 @@ export class LeaseReconciler {
 
   stop(): void {
     this.#loop.stop();
+    this.#stopProbe();
+  }
+
+  #probeTimer: unknown;
+  #probeSocket: HostSocket | undefined;
+  #probeEvery: number = RETRY.probeMs;
+  #probeTriggered = false;
+  /** Probes made and those that found the API server (the log and tests read them). */
+  probes = 0;
+
+  /** While renewals fail for want of a path to the API server: a TCP connect every ~second (see RETRY.probeMs). */
+  #startProbe(): void {
+    if (this.#probeTimer !== undefined || this.#probeSocket) return;
+    const { host } = this.#ctx;
+    this.#probeTimer = host.setTimer(() => {
+      this.#probeTimer = undefined;
+      if (!this.failing) return;
+      this.probes++;
+      let done = false;
+      const finish = (reachable: boolean) => {
+        if (done) return;
+        done = true;
+        this.#probeSocket?.close();
+        this.#probeSocket = undefined;
+        if (!this.failing) return;
+        if (reachable && !this.renewing) {
+          // Back: renew now. Should that renewal fail too, the next probes come less often.
+          if (this.#probeTriggered) this.#probeEvery = Math.min(RETRY.probeMaxMs, this.#probeEvery * 2);
+          this.#probeTriggered = true;
+          this.#loop.schedule(0);
+        } else this.#startProbe();
+      };
+      try {
+        this.#probeSocket = host.connect({ host: this.#ctx.api.server.host, port: this.#ctx.api.server.port }, { onConnect: () => finish(true), onData: () => undefined, onClose: () => finish(false) });
+      } catch {
+        finish(false);
+      }
+    }, this.#probeEvery * (0.5 + host.random()));
+  }
+
+  #stopProbe(): void {
+    this.#ctx.host.clearTimer(this.#probeTimer);
+    this.#probeTimer = undefined;
+    this.#probeSocket?.close();
+    this.#probeSocket = undefined;
+    this.#probeEvery = RETRY.probeMs;
+    this.#probeTriggered = false;
   }
 
   /** A renewal is on the wire (Events wait for it). */
@@ -95,7 +144,9 @@ export class LeaseReconciler {
     } catch (err) {
       this.renewing = false;
       this.failing = true;
-      this.#loop.schedule(this.#retry.next(this.#ctx.failure("renewing the Lease", err)));
+      const kind = this.#ctx.failure("renewing the Lease", err);
+      this.#loop.schedule(this.#retry.next(kind));
+      if (kind === "network") this.#startProbe();
       return false;
     }
     this.renewing = false;
@@ -107,6 +158,7 @@ export class LeaseReconciler {
     const { host } = this.#ctx;
     const recovered = this.failing;
     this.failing = false;
+    this.#stopProbe();
     this.renewals++;
     this.#retry.reset();
     this.#ctx.success("renewing the Lease");
