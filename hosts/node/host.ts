@@ -11,6 +11,7 @@ import { checkServerIdentity, connect as tlsConnect, createServer as tlsCreateSe
 import { getHeapStatistics } from "node:v8";
 import { ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "../virtual/gpio";
+import { tapped } from "../log-tap";
 import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
 
 export interface NodeHostOptions {
@@ -193,7 +194,7 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
     // The board's pins, simulated: the same pod manifests run here and on the board.
     gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
     store: options.stateDir ? fileStore(options.stateDir) : undefined,
-    log: options.log ?? defaultLog,
+    log: tapped(options.log ?? defaultLog),
   };
   return host;
 }

@@ -4,6 +4,7 @@
 import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents, TlsOptions } from "../../modules/host";
 import { ESP32S3_BOARD, ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "./gpio";
+import { tapped } from "../log-tap";
 import { H2ServerConnection, type Http2PeerOptions } from "./h2-server";
 
 export type { Http2PeerOptions } from "./h2-server";
@@ -530,10 +531,10 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
     showLed: (r, g, b) => void led.push([r, g, b]),
     gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
     store: options.store ? { read: (k) => options.store!.get(k)?.slice(), write: (k, b) => void options.store!.set(k, b.slice()) } : undefined,
-    log: (level, message) => {
+    log: tapped((level, message) => {
       logs.push(`${level}: ${message}`);
       options.log?.(level, message);
-    },
+    }),
   };
   return host;
 }
