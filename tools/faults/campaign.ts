@@ -9,6 +9,7 @@
 // on a crash, an Unknown, a lost flip, a fault not recovered from, or a p99 above 2 s.
 import { parseArgs } from "node:util";
 import { createNodeHost } from "../../hosts/node/host";
+import { seededRandom } from "../../hosts/virtual/host";
 import type { HeapFigures } from "../../modules/host";
 import { Kubelet } from "../../modules/kubelet/kubelet";
 import { startControlPlane } from "../controlplane/launcher";
@@ -29,18 +30,6 @@ export interface CampaignReport {
   p50: number;
   p99: number;
   seconds: number;
-}
-
-/** A small seeded generator (mulberry32): the same seed, the same campaign. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const KINDS: readonly FaultKind[] = ["refuse", "reset", "stall", "blackhole", "truncate", "drip", "corrupt"];
@@ -72,7 +61,7 @@ const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math
 export async function runCampaign(options: { faults: number; agents: number; seed: number; log: (line: string) => void }): Promise<CampaignReport> {
   const { log } = options;
   const began = Date.now();
-  const random = rng(options.seed);
+  const random = seededRandom(options.seed);
   const names = Array.from({ length: options.agents }, (_, i) => `fault-${i + 1}`);
   let crashes = 0;
   const crashed = (what: string) => (err: unknown) => {
