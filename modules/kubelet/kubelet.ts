@@ -22,23 +22,17 @@ import { KubeletApiServer } from "./api-server";
 import { HealthLedger } from "./health";
 import { PodManager } from "../pods/manager";
 import { BUILTIN_WORKLOADS } from "../pods/builtin";
-import { certificateValidity, expiringSoon, tokenValidity, type Validity } from "../k8s/credentials";
-import { CLIENT_SIGNER, SERVING_SIGNER } from "../k8s/csr";
-import { CertificateRotator, startingCertificate } from "./rotation";
-import { formatTime } from "../time/clock";
+import type { CertificateRotator } from "./rotation";
+import { AgentCredentials, CLIENT_CERT_KEY, SERVING_CERT_KEY, switchClientCertificate, withKeptCertificates } from "./credentials";
 import { WorkloadRegistry } from "../pods/workload";
 import { DEFAULTS_CONFIGMAP, SETTINGS_ANNOTATION, SETTINGS_NAMESPACE, SettingsController, nodeConfigMap } from "../settings/controller";
 import { firmwareSettings, type DeviceSettings } from "../settings/settings";
-
-/** Host.store keys of the certificates a rotation renewed. */
-export const CLIENT_CERT_KEY = "client-cert";
-export const SERVING_CERT_KEY = "serving-cert";
 
 const LEVELS: readonly LogLevel[] = Object.freeze(["debug", "info", "warn", "error"]);
 
 import { ConfigError, configProblems, type KubeletOptions } from "./options";
 
-export { ConfigError, configProblems, type KubeletOptions };
+export { ConfigError, configProblems, CLIENT_CERT_KEY, SERVING_CERT_KEY, type KubeletOptions };
 
 export type KubeletPhase = "booting" | "anchoring" | "registering" | "running" | "stopping" | "stopped";
 
@@ -60,18 +54,6 @@ export interface KubeletSnapshot {
   /** Pods admitted and not finished. */
   pods: number;
 }
-
-/** One of the agent's credentials: when it expires, and what renews it (nothing, for a token). */
-interface Credential {
-  name: string;
-  what: string;
-  readonly validity: Validity;
-  rotator?: CertificateRotator;
-}
-
-const SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
-/** Made anew for each use: a preloaded (ROM) object cannot be passed to JSON.stringify in XS, which marks what it visits. */
-const selfSubjectReview = () => ({ method: "POST", path: SELF_SUBJECT_REVIEWS, body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
 
 export class Kubelet {
   readonly host: Host;
@@ -101,12 +83,10 @@ export class Kubelet {
   #options: KubeletOptions;
   #health: HealthLedger;
   #stopped = false;
-  /** The agent's credentials and when they expire (client certificate, token, serving certificate). */
-  readonly credentials: Credential[] = [];
-  /** The certificates the board renews itself (client: x509 identities; serving: the kubelet API's). */
-  readonly rotators: CertificateRotator[] = [];
-  /** Those close to expiry (or past it): an Event each, and the LED says Warning. */
-  readonly expiring = new Set<string>();
+  /** The agent's credentials: when they expire, which the board renews (client certificate, token, serving certificate). */
+  readonly credentials: AgentCredentials;
+  /** The certificates the board renews itself (credentials.rotators). */
+  readonly rotators: CertificateRotator[];
   /** The lowest level passed to the host (log_level setting; "debug": all, the host decides). */
   #logLevel: LogLevel = "debug";
   #wake: (() => void) | undefined;
@@ -121,11 +101,7 @@ export class Kubelet {
     if (problems.length) throw new ConfigError(problems);
     this.host = host;
     // A certificate the board renewed before this boot (kept in Host.store) replaces the provisioned one.
-    const log = (level: LogLevel, message: string) => this.#log(level, message);
-    const tls = options.tls;
-    if (tls?.clientCertificate && tls.clientKey) options = { ...options, tls: { ...tls, clientCertificate: startingCertificate(host.store?.read, CLIENT_CERT_KEY, tls.clientCertificate, "client certificate", log) } };
-    const served = options.kubeletApi;
-    if (served) options = { ...options, kubeletApi: { ...served, certificate: startingCertificate(host.store?.read, SERVING_CERT_KEY, served.certificate, "serving certificate", log) } };
+    options = withKeptCertificates(options, host.store?.read, (level, message) => this.#log(level, message));
     this.#options = options;
     this.registered = new Promise((r) => (this.#registered = r));
     this.#health = new HealthLedger((level, message) => this.#log(level, message));
@@ -179,7 +155,21 @@ export class Kubelet {
     this.node = new NodeReconciler(ctx, this.identity, this.status.port());
     this.events = new EventRecorder({ ...ctx, busy: () => this.lease.renewing || this.status.busy });
     const bootAt = host.monotonic();
-    this.#credentials(ctx);
+    this.credentials = new AgentCredentials(ctx, options, {
+      record: (spec) => this.events.record(spec),
+      useClientCertificate: async (certificate) => {
+        this.#options = { ...this.#options, tls: await switchClientCertificate(this.api, this.#options.nodeName, this.#options.tls!, certificate) };
+        this.nodeWatch.reconnect();
+        this.podWatch.reconnect();
+        for (const w of this.settingsWatches) w.reconnect();
+      },
+      useServingCertificate: (certificate) => {
+        if (!this.apiServer) throw new Error("the kubelet API is not served");
+        this.apiServer.useCertificate(certificate);
+      },
+      address: () => host.network().address,
+    });
+    this.rotators = this.credentials.rotators;
     this.pods = new PodManager(
       {
         ...ctx,
@@ -204,7 +194,7 @@ export class Kubelet {
     this.settings.restore();
     this.apiServer =
       options.kubeletApi && host.listen
-        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods, memory: () => this.settings.current.memory, credentials: this.credentials }, (m) => this.#log("warn", m))
+        ? new KubeletApiServer(host, this.api, this.clock, options.nodeName, options.kubeletApi, { renewals: () => this.lease.renewals, watchEvents: () => this.nodeWatch.events + this.podWatch.events, bootAt, pods: this.pods, memory: () => this.settings.current.memory, credentials: this.credentials.list }, (m) => this.#log("warn", m))
         : undefined;
     const name = options.nodeName;
     this.#network = host.network().kind;
@@ -234,7 +224,8 @@ export class Kubelet {
     });
     this.lease.onRenewed = (recovered) => {
       if (this.lease.renewals > 1) this.led.activity(host.monotonic());
-      this.#checkCredentials();
+      this.credentials.check();
+      this.#updateLed();
       const net = host.network();
       if (net.kind !== this.#network) {
         this.events.record({ type: "Normal", reason: "NetworkChanged", message: `the board moved from ${this.#network} to ${net.kind}${net.address ? ` (${net.address})` : ""}` });
@@ -379,7 +370,7 @@ export class Kubelet {
     this.pods.stop();
     for (const w of this.settingsWatches) w.stop();
     this.settings.stop();
-    for (const r of this.rotators) r.stop();
+    this.credentials.stop();
     this.events.stop();
     this.apiServer?.close();
     this.lease.stop();
@@ -405,90 +396,7 @@ export class Kubelet {
         connected: this.host.network().connected,
         healthy: this.phase === "running" && this.lease.renewals > 0 && !this.lease.failing,
       });
-    this.led.setState(state === "healthy" && this.expiring.size ? "warning" : state, this.host.monotonic());
-  }
-
-  /** The credentials' expiry, and the rotators of the certificates the board renews itself. */
-  #credentials(ctx: AgentContext): void {
-    const options = this.#options;
-    const rotation = { ...ctx, record: (spec: Parameters<EventRecorder["record"]>[0]) => this.events.record(spec) };
-    const add = (name: string, what: string, validity: Validity | undefined, rotator?: CertificateRotator) => {
-      if (!validity && !rotator) return;
-      if (rotator) this.rotators.push(rotator);
-      this.credentials.push({ name, what, rotator, get validity() { return rotator?.validity ?? validity ?? { notBefore: 0, notAfter: 0 }; } });
-    };
-    const tls = options.tls;
-    const client = tls?.clientCertificate;
-    if (client && tls.clientKey && certificateValidity(client)) {
-      const rotator = new CertificateRotator(rotation, { name: "client-certificate", what: "the client certificate", signer: CLIENT_SIGNER, window: [0.7, 0.9], storeKey: CLIENT_CERT_KEY, certificate: client, key: tls.clientKey, install: (c) => this.#useClientCertificate(c) });
-      add("client-certificate", "the client certificate", undefined, rotator);
-    } else add("client-certificate", "the client certificate", certificateValidity(client));
-    add("token", "the ServiceAccount token", tokenValidity(options.token));
-    const api = options.kubeletApi;
-    const serving = certificateValidity(api?.certificate);
-    if (api && serving && client && !options.token) {
-      // Asked for early (50–70 % of its life): a person approves kubelet-serving requests.
-      const rotator = new CertificateRotator(rotation, {
-        name: "serving-certificate",
-        what: "the kubelet API's serving certificate",
-        signer: SERVING_SIGNER,
-        window: [0.5, 0.7],
-        storeKey: SERVING_CERT_KEY,
-        certificate: api.certificate,
-        key: api.key,
-        manualApproval: true,
-        addresses: () => {
-          const a = this.host.network().address;
-          return a ? [a] : [];
-        },
-        install: async (c) => {
-          if (!this.apiServer) throw new Error("the kubelet API is not served");
-          this.apiServer.useCertificate(c);
-        },
-      });
-      add("serving-certificate", "the kubelet API's serving certificate", undefined, rotator);
-    } else add("serving-certificate", "the kubelet API's serving certificate", serving);
-  }
-
-  /** A renewed client certificate: a fresh connection proves it (SelfSubjectReview), then everything moves over. */
-  async #useClientCertificate(certificate: Uint8Array): Promise<void> {
-    const expected = `system:node:${this.#options.nodeName}`;
-    const tls = { ...this.#options.tls!, clientCertificate: certificate };
-    let user = "";
-    const res = await this.api.switchCredentials(tls, selfSubjectReview(), (r) => r.status === 201 && (user = String(r.json?.status?.userInfo?.username ?? "")) === expected);
-    if (user !== expected) throw new Error(res.status === 201 ? `the API server sees the new certificate as "${user}", not ${expected}` : `the API server refused the new certificate: ${toApiError("POST", SELF_SUBJECT_REVIEWS, res).message}`);
-    this.#options = { ...this.#options, tls };
-    this.nodeWatch.reconnect();
-    this.podWatch.reconnect();
-    for (const w of this.settingsWatches) w.reconnect();
-  }
-
-  /**
-   * Credentials close to expiry (the last 20 % of their lifetime, at most 30 days) or past it, judged
-   * by the wall clock anchored from the API server's Date header — never the board's own guess —
-   * with no renewal in sight: an Event and a log line once per credential, and the LED shows Warning
-   * until it is renewed (or a new one provisioned). Certificates due for renewal are asked for here.
-   */
-  #checkCredentials(): void {
-    if (!this.clock.anchored) return;
-    for (const r of this.rotators) r.check();
-    const now = this.clock.now();
-    for (const c of this.credentials) {
-      const soon = expiringSoon(c.validity, now) && !c.rotator?.onTrack;
-      if (!soon) {
-        this.expiring.delete(c.name);
-        continue;
-      }
-      if (this.expiring.has(c.name)) continue;
-      this.expiring.add(c.name);
-      const when = formatTime(c.validity.notAfter);
-      const past = c.validity.notAfter <= now;
-      const renewal = c.rotator ? c.rotator.describe() : c.name === "token" ? 'the board cannot renew a token: provision a new one (README, "Credentials")' : 'nothing renews it: provision a new one (README, "Credentials")';
-      const message = `${c.what} ${past ? "expired" : "expires"} at ${when} (judged by the wall clock anchored from the API server's Date header); ${renewal}`;
-      this.#log(past ? "error" : "warn", message);
-      this.events.record({ type: "Warning", reason: "CredentialExpiring", message });
-    }
-    this.#updateLed();
+    this.led.setState(state === "healthy" && this.credentials.expiring.size ? "warning" : state, this.host.monotonic());
   }
 
   #applySettings(s: DeviceSettings, ctx: AgentContext): void {
