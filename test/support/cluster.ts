@@ -6,7 +6,7 @@ import { startControlPlane, type ControlPlane } from "../../tools/controlplane/l
 import { registerSecret } from "./secrets";
 
 /** Node names that get a static system:node token; suites pick theirs from here. */
-export const TEST_NODES = Array.from({ length: 31 }, (_, i) => `agent-${i + 1}`);
+export const TEST_NODES = Array.from({ length: 32 }, (_, i) => `agent-${i + 1}`);
 
 /** Short, so lifecycle tests finish quickly, yet longer than the agent's 10 s renew interval. */
 export const TEST_GRACE_SECONDS = 15;
