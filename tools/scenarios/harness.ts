@@ -31,7 +31,7 @@ export function rigWork<T>(work: () => T): T {
  * host has no TLS to negotiate it), unless overrides.http says "http/1.1".
  */
 export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort; store?: Map<string, Uint8Array> } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
-  const time = new VirtualTime();
+  const time = new VirtualTime(serverMeter);
   const api = new FakeApi(time);
   const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
   setup?.(partial);
