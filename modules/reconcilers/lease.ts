@@ -24,6 +24,13 @@ export class LeaseReconciler {
   lastRenewTime = "";
   /** Did the last attempt fail? */
   failing = false;
+  /**
+   * How late the last renewal landed: from when its timer was due (the interval after the renewal
+   * before) to the API server's answer — timer lag plus the request's round trip. -1 when it was not
+   * a scheduled renewal (the first, or one after a failure). Read by the fleet benchmark.
+   */
+  lastLatenessMs = -1;
+  #dueAt = -1;
   /** Called after every successful renewal; `recovered` when the one before had failed. */
   onRenewed?: (recovered: boolean) => void;
 
@@ -144,8 +151,9 @@ export class LeaseReconciler {
     } catch (err) {
       this.renewing = false;
       this.failing = true;
+      this.#dueAt = -1;
       const kind = this.#ctx.failure("renewing the Lease", err);
-      this.#loop.schedule(this.#retry.next(kind));
+      this.#loop.schedule(this.#retry.next(kind, err));
       if (kind === "network") this.#startProbe();
       return false;
     }
@@ -160,9 +168,13 @@ export class LeaseReconciler {
     this.failing = false;
     this.#stopProbe();
     this.renewals++;
+    const now = host.monotonic();
+    this.lastLatenessMs = this.#dueAt < 0 ? -1 : now - this.#dueAt;
     this.#retry.reset();
     this.#ctx.success("renewing the Lease");
     this.onRenewed?.(recovered);
-    this.#loop.schedule(this.intervalMs * (1 + DEFAULTS.renewJitter * host.random()));
+    const next = this.intervalMs * (1 + DEFAULTS.renewJitter * host.random());
+    this.#dueAt = now + next;
+    this.#loop.schedule(next);
   }
 }

@@ -15,6 +15,7 @@ import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { dirname, join } from "node:path";
 import { renderNodeRbac, renderRotationRbac, renderSettingsRbac } from "../../deploy/render";
 import { BUILDS_IN_USE_FILE, CONTROL_PLANE_DIR_PREFIX, ensureBuilt, type Built, type BinaryName } from "./build";
+import type { MintOptions } from "./mint";
 
 export interface ControlPlaneOptions {
   /** Node names that get a static bearer token (system:node:<name>, group system:nodes). */
@@ -103,7 +104,7 @@ export interface ControlPlane {
    * A node certificate signed straight with the cluster CA's key, for lifetimes shorter than the CSR
    * API's 10-minute minimum (tests of rotation): a client certificate, or a serving one with addresses.
    */
-  mintNodeCertificate(name: string, options: { lifetimeSeconds: number; addresses?: string[] }): Promise<{ certificate: Uint8Array; key: Uint8Array }>;
+  mintNodeCertificate(name: string, options: MintOptions): Promise<{ certificate: Uint8Array; key: Uint8Array }>;
   /**
    * Starts metrics-server (idempotent; building it first if needed) and waits until the APIService
    * v1beta1.metrics.k8s.io is Available. Rejects when this machine has no non-loopback address.
@@ -118,6 +119,8 @@ export interface ControlPlane {
    * them), waits downMs, starts it again on the same port, and waits for /readyz.
    */
   restartApiServer(downMs?: number): Promise<void>;
+  /** Process ids of the components running now (tether execs them, so these are etcd's, kube-apiserver's …): the fleet benchmark reads their CPU and memory. */
+  pids(): Partial<Record<(typeof COMPONENTS)[number], number>>;
 }
 
 const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "metrics-server"] as const;
@@ -462,7 +465,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     });
     await waitFor("kube-scheduler /healthz", 60_000, async () => (await httpsStatus(`https://127.0.0.1:${schedPort}/healthz`, undefined)).status === 200);
     // The nodes' settings ConfigMaps (deploy/node-settings.yaml), as `npm run provision` grants them.
-    if (options.nodes?.length) await kubectl(["apply", "-f", "-"], { input: renderSettingsRbac(options.nodes) });
+    // Thousands of nodes (a fleet) mean thousands of objects, one request each: four kubectl at once, 250 nodes apiece.
+    const nodes = options.nodes ?? [];
+    const chunks = Array.from({ length: Math.ceil(nodes.length / 250) }, (_, i) => nodes.slice(i * 250, (i + 1) * 250));
+    if (chunks.length) await kubectl(["apply", "-f", "-"], { input: renderSettingsRbac(chunks.shift()!) });
+    for (let i = 0; i < chunks.length; i += 4) await Promise.all(chunks.slice(i, i + 4).map((c) => kubectl(["apply", "-f", "-"], { input: renderSettingsRbac(c) })));
     // Nodes renew their own client certificates (deploy/node-cert-rotation.yaml), as on kubeadm clusters.
     await kubectl(["apply", "-f", "-"], { input: renderRotationRbac() });
 
@@ -594,6 +601,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       async mintNodeCertificate(name, opts) {
         const { mintNodeCertificate } = await import("./mint");
         return mintNodeCertificate(pki, name, opts);
+      },
+      pids() {
+        const out: Partial<Record<(typeof COMPONENTS)[number], number>> = {};
+        for (const s of started) if (!isDead(s) && s.child.pid !== undefined) out[s.name as (typeof COMPONENTS)[number]] = s.child.pid;
+        return out;
       },
       async restartApiServer(downMs = 0): Promise<void> {
         const i = started.findIndex((s) => s.name === "kube-apiserver");

@@ -4,7 +4,7 @@
 // with RSA), CN=system:node:<name>, O=system:nodes, client auth or server auth with SANs — signed by
 // the cluster CA, so kube-apiserver and metrics-server take them as they take the signer's.
 import "reflect-metadata";
-import { createPrivateKey, generateKeyPairSync, randomBytes, webcrypto } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -15,6 +15,8 @@ export interface MintOptions {
   lifetimeSeconds: number;
   /** A serving certificate with these SANs (IPs and DNS names); absent: a client certificate. */
   addresses?: string[];
+  /** Certify this RSA key (PKCS#8 DER) instead of a new one: a fleet of simulated boards shares one, saving a key generation each. */
+  key?: Uint8Array;
 }
 
 export async function mintNodeCertificate(pkiDir: string, node: string, options: MintOptions): Promise<{ certificate: Uint8Array; key: Uint8Array }> {
@@ -22,7 +24,12 @@ export async function mintNodeCertificate(pkiDir: string, node: string, options:
   const caKeyDer = createPrivateKey(readFileSync(join(pkiDir, "ca.key"), "utf8")).export({ type: "pkcs8", format: "der" });
   const ecdsa = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
   const signingKey = await webcrypto.subtle.importKey("pkcs8", caKeyDer, ecdsa, false, ["sign"]);
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const { privateKey, publicKey } = options.key
+    ? (() => {
+        const privateKey = createPrivateKey({ key: Buffer.from(options.key!), format: "der", type: "pkcs8" });
+        return { privateKey, publicKey: createPublicKey(privateKey) };
+      })()
+    : generateKeyPairSync("rsa", { modulusLength: 2048 });
   const rsa = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
   const pub = await webcrypto.subtle.importKey("spki", publicKey.export({ type: "spki", format: "der" }), rsa, true, ["verify"]);
   const serving = !!options.addresses;
