@@ -7,6 +7,8 @@ import { registerSecret } from "./secrets";
 
 /** Node names that get a static system:node token; suites pick theirs from here. */
 export const TEST_NODES = Array.from({ length: 32 }, (_, i) => `agent-${i + 1}`);
+/** The fleet test's boards (tools/fleet: prefix "test-fleet"). */
+export const FLEET_TEST_NODES = Array.from({ length: 5 }, (_, i) => `test-fleet-${i + 1}`);
 
 /** Short, so lifecycle tests finish quickly, yet longer than the agent's 10 s renew interval. */
 export const TEST_GRACE_SECONDS = 15;
@@ -15,7 +17,7 @@ let cluster: Promise<ControlPlane> | undefined;
 
 export function sharedCluster(): Promise<ControlPlane> {
   cluster ??= startControlPlane({
-    nodes: TEST_NODES,
+    nodes: [...TEST_NODES, ...FLEET_TEST_NODES],
     nodeMonitorGracePeriodSeconds: TEST_GRACE_SECONDS,
     log: (line) => process.stderr.write(`      ${line}\n`),
   }).then(watchForSecrets);
@@ -24,7 +26,7 @@ export function sharedCluster(): Promise<ControlPlane> {
 
 /** Every credential the control plane hands out is one the suite's log scan looks for. */
 function watchForSecrets(cp: ControlPlane): ControlPlane {
-  for (const n of TEST_NODES) registerSecret(cp.nodeCredentials(n).token, `the static token of ${n}`);
+  for (const n of [...TEST_NODES, ...FLEET_TEST_NODES]) registerSecret(cp.nodeCredentials(n).token, `the static token of ${n}`);
   const pki = join(cp.dir, "pki");
   for (const f of readdirSync(pki).filter((f) => f.endsWith(".key"))) {
     registerSecret(new Uint8Array(createPrivateKey(readFileSync(join(pki, f), "utf8")).export({ type: "pkcs8", format: "der" })), `the control plane's ${f}`);
