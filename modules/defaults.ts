@@ -36,4 +36,10 @@ export const RETRY = Object.freeze({
    */
   probeMs: 1000,
   probeMaxMs: 8000,
+  /**
+   * A Retry-After (429 from API Priority and Fairness, 503) is honoured — the next attempt waits at
+   * least that long, plus the jitter — up to this cap: a broken or hostile server's
+   * "Retry-After: 3600" must not silence the Lease (a 40 s lease leaves room for three more tries).
+   */
+  retryAfterMaxMs: 10_000,
 });

@@ -12,11 +12,13 @@ export interface Fault {
   status?: number;
   drop?: boolean;
   hang?: boolean;
+  /** A Retry-After header on the answer (delay-seconds or an HTTP-date), as kube-apiserver sends with 429. */
+  retryAfter?: string;
   times: number;
 }
 
-const REASONS: Record<number, string> = { 200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 415: "Unsupported Media Type", 422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable" };
-const STATUS_REASON: Record<number, string> = { 400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError", 503: "ServiceUnavailable" };
+const REASONS: Record<number, string> = { 200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 415: "Unsupported Media Type", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable" };
+const STATUS_REASON: Record<number, string> = { 400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable" };
 
 export const httpDate = formatHttpDate;
 
@@ -272,9 +274,10 @@ export class FakeApi {
     return [`HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}`, "Audit-Id: 00000000-0000-0000-0000-000000000000", "Cache-Control: no-cache, private", "Content-Type: application/json", `Date: ${httpDate(this.now())}`];
   }
 
-  #respond(status: number, body?: unknown): string {
+  #respond(status: number, body?: unknown, extra: string[] = []): string {
     let text = body === undefined ? "" : JSON.stringify(body);
     const head = this.#head(status);
+    head.push(...extra);
     if (this.chunked && text.length > 0) {
       // two chunks, with a chunk extension to make sure it is ignored
       const mid = Math.floor(text.length / 2);
@@ -289,8 +292,8 @@ export class FakeApi {
     return `${head.join("\r\n")}\r\n\r\n${text}`;
   }
 
-  #status(code: number, message: string): string {
-    return this.#respond(code, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason: STATUS_REASON[code] ?? "", code });
+  #status(code: number, message: string, extra: string[] = []): string {
+    return this.#respond(code, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason: STATUS_REASON[code] ?? "", code }, extra);
   }
 
   #node(n: any): any {
@@ -462,7 +465,7 @@ export class FakeApi {
         f.times--;
         if (f.drop) return { drop: true };
         if (f.hang) return { hang: true };
-        return this.#status(f.status!, `scripted failure ${f.status}`);
+        return this.#status(f.status!, `scripted failure ${f.status}`, f.retryAfter === undefined ? [] : [`Retry-After: ${f.retryAfter}`]);
       }
     }
     if (this.token !== undefined && req.headers.get("authorization") !== `Bearer ${this.token}`) return this.#status(401, "Unauthorized");

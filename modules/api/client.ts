@@ -7,7 +7,7 @@ import { HttpConnection, HttpError } from "../http/connection";
 import { Http2Connection, isHttp2Unsupported, type Http2Unsupported, type StreamFlow } from "../http/h2";
 import type { CancelToken, HttpRequest, HttpResponse, HttpStats, HttpTransport } from "../http/types";
 import { PROTOBUF, protobufStatus } from "../k8s/protobuf";
-import type { WallClock } from "../time/clock";
+import { parseHttpDate, type WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
 
 export class ApiError extends Error {
@@ -16,13 +16,29 @@ export class ApiError extends Error {
   status: number;
   /** Status.reason from the API server (Forbidden, NotFound, AlreadyExists, Conflict, …). */
   reason: string;
-  constructor(method: string, path: string, status: number, reason: string, apiMessage: string) {
-    super(`${method} ${path}: ${status}${reason ? ` ${reason}` : ""}${apiMessage ? `: ${apiMessage}` : ""}`);
+  /** The answer's Retry-After (429 from API Priority and Fairness, 503 …), in ms; absent when it had none or a malformed one. */
+  retryAfterMs?: number;
+  constructor(method: string, path: string, status: number, reason: string, apiMessage: string, retryAfterMs?: number) {
+    super(`${method} ${path}: ${status}${reason ? ` ${reason}` : ""}${apiMessage ? `: ${apiMessage}` : ""}${retryAfterMs !== undefined ? ` (retry after ${retryAfterMs / 1000} s)` : ""}`);
     this.method = method;
     this.path = path;
     this.status = status;
     this.reason = reason;
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * Retry-After (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date read against the same answer's Date
+ * header (so the board's own clock does not matter). ms, or undefined when absent or malformed.
+ */
+export function retryAfterMs(value: string | undefined, date: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
+  const at = parseHttpDate(v);
+  const now = date === undefined ? NaN : parseHttpDate(date);
+  return Number.isFinite(at) && Number.isFinite(now) ? Math.max(0, at - now) : undefined;
 }
 
 export interface ApiResult<T = any> {
@@ -295,7 +311,8 @@ export function toApiError(method: string, path: string, result: ApiResult): Api
   const status = result.json && result.json.kind === "Status" ? result.json : undefined;
   const reason = status?.reason ?? STATUS_TEXT[result.status] ?? "";
   const message = status?.message ?? "";
-  return new ApiError(method, path, result.status, reason, message);
+  const headers = result.response?.headers;
+  return new ApiError(method, path, result.status, reason, message, headers ? retryAfterMs(headers.get("retry-after"), headers.get("date")) : undefined);
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({

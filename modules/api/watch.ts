@@ -176,7 +176,7 @@ export class Watcher<T = any> {
         if (err instanceof Relist) continue;
         const kind = this.#ctx.failure(what, err);
         if (err instanceof WatchError) this.resourceVersion = "";
-        await this.#sleep(this.#retry.next(kind));
+        await this.#sleep(this.#retry.next(kind, err));
       }
     }
   }

@@ -327,7 +327,7 @@ export class Kubelet {
       } catch (err) {
         const kind = this.#health.failure(what, err);
         this.#updateLed();
-        await this.#sleep(retry.next(kind));
+        await this.#sleep(retry.next(kind, err));
       }
     }
   }

@@ -84,7 +84,7 @@ export class PodStatusWriter {
       this.#ctx.success("writing pod status");
     } catch (err) {
       this.#dirty.add(run);
-      next = this.#retry.next(this.#ctx.failure("writing pod status", err));
+      next = this.#retry.next(this.#ctx.failure("writing pod status", err), err);
     } finally {
       this.#writing = false;
     }

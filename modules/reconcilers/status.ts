@@ -39,6 +39,8 @@ export class StatusReconciler {
   #loop: TimerLoop;
   #retry: RetryPolicy;
   #failed: FailureKind = "api";
+  /** The last push's error (its Retry-After, if any, sets the floor of the next delay). */
+  #failedWith: unknown;
   #pushing: Promise<boolean> | undefined;
   #lastPushAt = -Infinity;
   #bootAt: number;
@@ -181,7 +183,7 @@ export class StatusReconciler {
     let next = this.#ctx.options.conditionCheckSeconds * 1000;
     if (this.#pending || due) {
       const ok = await this.push(this.#pending ? this.#pendingWhy : "periodic status report");
-      if (!ok) next = this.#retry.next(this.#failed);
+      if (!ok) next = this.#retry.next(this.#failed, this.#failedWith);
     }
     this.#loop.schedule(next);
   }
@@ -215,6 +217,7 @@ export class StatusReconciler {
       if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
       this.#failed = this.#ctx.failure("pushing node status", err);
+      this.#failedWith = err;
       if (!this.#pending) this.#owe(why); // never lost: retried until it lands
       return false;
     }

@@ -47,14 +47,24 @@ export class RetryPolicy {
   #normal: Backoff;
   #auth: Backoff;
 
+  #random: () => number;
+
   constructor(random: () => number) {
+    this.#random = random;
     this.#normal = new Backoff(RETRY.normal, random);
     this.#auth = new Backoff(RETRY.auth, random);
   }
 
-  /** The delay before retrying after a failure of this kind. */
-  next(kind: FailureKind): number {
-    return (kind === "auth" ? this.#auth : this.#normal).nextDelay();
+  /**
+   * The delay before retrying after a failure of this kind; at least the failure's Retry-After
+   * (an ApiError's retryAfterMs), capped at RETRY.retryAfterMaxMs, with the usual jitter on top.
+   */
+  next(kind: FailureKind, err?: unknown): number {
+    const delay = (kind === "auth" ? this.#auth : this.#normal).nextDelay();
+    const after = err !== null && typeof err === "object" ? (err as { retryAfterMs?: unknown }).retryAfterMs : undefined;
+    if (typeof after !== "number" || !(after > 0)) return delay;
+    const floor = Math.min(after, RETRY.retryAfterMaxMs);
+    return Math.max(delay, Math.round(floor * (1 + RETRY.jitter * this.#random())));
   }
 
   /** After a success: the next failure starts from the shortest delay again. */

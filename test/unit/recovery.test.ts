@@ -48,3 +48,39 @@ describe("recovery after an outage", () => {
     await r.kubelet.stop();
   });
 });
+
+describe("Retry-After", () => {
+  const leasePatch = (q: { method: string; path: string }) => q.method === "PATCH" && q.path.startsWith("/apis/coordination.k8s.io/");
+  /** A 429 on the next renewal; how long until the renewal after it. */
+  async function waitAfter429(retryAfter: string): Promise<number> {
+    const r = rig();
+    r.kubelet.start();
+    await r.time.advance(25_000);
+    r.api.fail(leasePatch, { status: 429, retryAfter });
+    await r.time.until(() => r.kubelet.lease.failing, 15_000, "the 429");
+    const failedAt = r.time.now;
+    await r.time.until(() => !r.kubelet.lease.failing, 30_000, "the renewal after it");
+    await r.kubelet.stop();
+    return r.time.now - failedAt;
+  }
+
+  it("a 429's Retry-After sets the floor of the next renewal's delay, capped so it cannot starve the Lease", async () => {
+    const three = await waitAfter429("3");
+    assert.ok(three >= 3000 && three <= 3300 + 50, `Retry-After: 3 → ${three} ms`);
+    const hostile = await waitAfter429("3600");
+    assert.ok(hostile >= 10_000 && hostile <= 11_000 + 50, `Retry-After: 3600 → ${hostile} ms (cap 10 s)`);
+    const garbage = await waitAfter429("soon, maybe");
+    assert.ok(garbage < 1000, `a malformed Retry-After is ignored: ${garbage} ms`);
+  });
+
+  it("reads delay-seconds and an HTTP-date against the answer's own Date", async () => {
+    const { retryAfterMs } = await import("../../modules/api/client");
+    assert.equal(retryAfterMs("1", undefined), 1000);
+    assert.equal(retryAfterMs(" 120 ", undefined), 120_000);
+    assert.equal(retryAfterMs("Wed, 02 Dec 2026 12:00:05 GMT", "Wed, 02 Dec 2026 12:00:00 GMT"), 5000);
+    assert.equal(retryAfterMs("Wed, 02 Dec 2026 11:00:00 GMT", "Wed, 02 Dec 2026 12:00:00 GMT"), 0, "a date in the past: retry now");
+    assert.equal(retryAfterMs("Wed, 02 Dec 2026 12:00:05 GMT", undefined), undefined, "no Date to read it against");
+    for (const bad of ["-1", "1.5", "", "99999999999", "tomorrow"]) assert.equal(retryAfterMs(bad, "Wed, 02 Dec 2026 12:00:00 GMT"), undefined, bad);
+    assert.equal(retryAfterMs(undefined, undefined), undefined);
+  });
+});
