@@ -49,6 +49,20 @@ describe("node permissions for Events and the kubelet API", function () {
         token = await identity.token(cp);
       });
 
+      it("may list and watch its own Node by name (the Node watch), not all nodes nor another's", async () => {
+        const sel = (n: string) => `fieldSelector=${encodeURIComponent(`metadata.name=${n}`)}`;
+        const own = await as("GET", `/api/v1/nodes?limit=1&${sel(me)}`);
+        assert.equal(own.status, 200, own.body);
+        const watch = await as("GET", `/api/v1/nodes?watch=1&timeoutSeconds=1&${sel(me)}`);
+        assert.equal(watch.status, 200, watch.body);
+        if (identity.title.includes("ServiceAccount")) {
+          const all = await as("GET", "/api/v1/nodes");
+          assert.equal(all.status, 403, all.body);
+          const other = await as("GET", `/api/v1/nodes?${sel("agent-12")}`);
+          assert.equal(other.status, 403, other.body);
+        }
+      });
+
       it("may create core/v1 Events in default (Node events) and in a pod's namespace, and patch them (aggregation)", async () => {
         for (const ns of ["default", "pod-events"]) {
           const event = nodeEvent(me, ns);
