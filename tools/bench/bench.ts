@@ -1,19 +1,35 @@
-// `npm run bench`: what a heartbeat costs, checked against targets. Figures come from deterministic
-// runs (virtual time, and XS's compute meter), so they are the same on every machine; only the
-// parser throughput line is wall-clock and is reported, not checked.
+// `npm run bench`: what xs-kubelet costs, measured side by side, written to bench/results.json and
+// BENCHMARKS.md (with SVG charts in bench/). Deterministic parts (virtual time, XS's meters) are the
+// same on every machine; the parts against the real control plane (wire cost at a counting proxy,
+// recovery, the fleet) are this machine's and say so. Options: --no-cluster (deterministic parts
+// only), --fleet 10,100,… (the real fleet's steps), --virtual 1000,10000 (the virtual fleet's).
 import { VirtualTime, createVirtualHost } from "../../hosts/virtual/host";
 import { HttpConnection } from "../../modules/http/connection";
+import { startControlPlane } from "../controlplane/launcher";
+import { fleetNames, limiter, localTarget, runFleetStep } from "../fleet/fleet";
+import { runVirtualFleet, type VirtualFleetStep } from "../fleet/virtual";
 import { scenarios } from "../scenarios/index";
-import { bundleScenarios } from "../xs/bundle";
+import { recoveryBenchmark, recoveryNames } from "./recovery";
+import { buildResults, writeReport, type Check, type Cluster } from "./results";
+import { WIRE_NODES, wireBenchmark } from "./wire";
+import { compareToBaseline, readBaseline, xsFigures } from "./xs-figures";
 
 const enc = new TextEncoder();
 const size = (s: string) => enc.encode(s).length;
-const results: { what: string; value: number; unit: string; max?: number }[] = [];
-const report = (what: string, value: number, unit: string, max?: number) => results.push({ what, value: Math.round(value), unit, max });
+const checks: Check[] = [];
+const report = (what: string, value: number, unit: string, max?: number) => checks.push({ what, value: Math.round(value), unit, max });
+const began = Date.now();
+const progress = (line: string) => console.log(`[bench ${Math.round((Date.now() - began) / 1000)} s] ${line}`);
+const argValue = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const scripted: Record<string, number> = {};
 
 // Wire cost in steady state (scripted API, ten virtual minutes, 22-character static token), counted
 // as the bytes the agent writes to its sockets (before TLS), once over HTTP/1.1 and once over h2.
 const bytesOf = (hex: string[]) => hex.reduce((n, h) => n + h.length / 2, 0);
+progress("scripted runs (virtual time, bytes the agent writes before TLS)");
 const h1 = await scenarios["steady state for ten minutes over HTTP/1.1"]();
 const h2 = await scenarios["steady state for ten minutes"]();
 {
@@ -22,6 +38,8 @@ const h2 = await scenarios["steady state for ten minutes"]();
   report("HTTP/1.1: Lease renewal request (headers + body)", size(renewals[1]), "bytes", 400);
   report("HTTP/1.1: Lease renewal body", size(renewals[1].slice(renewals[1].indexOf("\r\n\r\n") + 4)), "bytes", 80);
   report("HTTP/1.1: status push request", size(pushes[0] ?? ""), "bytes", 3000);
+  scripted.h1RenewalRequestBytes = size(renewals[1]);
+  scripted.h1StatusPushRequestBytes = size(pushes[0] ?? "");
   report("renewals in ten minutes (10 s interval + jitter)", renewals.length, "", undefined);
 }
 // HTTP/1.1's uplink target went from 2600 to 3000 with the Node watch (its own connection: a
@@ -33,48 +51,20 @@ for (const [name, run, max] of [["HTTP/1.1", h1, 3000], ["h2", h2, 1600]] as con
   const steadyBytes = bytesOf(run.wire) - run.bytesBeforeSteady;
   report(`${name}: bytes written per minute in steady state (Node watch open)`, steadyBytes / minutes, "bytes/min", max);
   report(`${name}: bytes written per Lease renewal in steady state, all traffic`, steadyBytes / (run.renewals - run.renewalsBeforeSteady), "bytes");
+  scripted[`${name === "h2" ? "h2" : "h1"}WrittenPerMinute`] = Math.round(steadyBytes / minutes);
 }
 
-// The agent's work inside XS: the deterministic compute meter of the same scenarios, the scripted
-// server's share taken out (it is measured apart: tools/xs/entry.ts).
-{
-  const xs = await bundleScenarios();
-  try {
-    const agent = (run: Awaited<ReturnType<typeof xs.run>>) => run.compute - (run.reply.serverCompute ?? 0);
-    const minute = await xs.run("boot, register, renew for a minute");
-    const ten = await xs.run("steady state for ten minutes");
-    const tenH1 = await xs.run("steady state for ten minutes over HTTP/1.1");
-    const perRenewal = (a: typeof ten, b: typeof ten) => (agent(a) - agent(b)) / (a.reply.result!.renewals - b.reply.result!.renewals);
-    report("XS compute (agent): boot + register + 1 min, h2", agent(minute), "meter units");
-    report("XS compute (agent) per steady-state renewal, h2 (incl. status checks, Node watch)", perRenewal(ten, minute), "meter units", 60_000);
-    // Over HTTP/1.1 the minute-long run is not repeated: the h2 minute stands in for boot, so this is
-    // the steady state plus the difference in boot cost, spread over 52 renewals.
-    report("XS compute (agent) per renewal over ten minutes, HTTP/1.1 (boot included)", agent(tenH1) / tenH1.reply.result!.renewals, "meter units");
-    report("XS compute (agent) per renewal over ten minutes, h2 (boot included)", agent(ten) / ten.reply.result!.renewals, "meter units");
-    // The kubelet API: ten /metrics scrapes by the API server's identity (SubjectAccessReview
-    // cached after the first) against the same minute unscraped. No TLS (the virtual host has none):
-    // on the board the record layer's work comes on top (the README gives the simulator's figures).
-    const idle = await xs.run("a minute with the kubelet API open, not scraped");
-    const scraped = await xs.run("a minute with the kubelet API open, /metrics scraped 10 times");
-    report("XS compute (agent) per served /metrics request (auth, render, HTTP/1.1 framing; TLS not included)", (agent(scraped) - agent(idle)) / 10, "meter units", 60_000);
-    // Memory: live XS slots (xsnap's currentHeapCount after a collection) a minute into a run, the
-    // agent's connection(s) and Node watch open. The scripted server lives in the same machine and
-    // is counted too, so only the difference between the two versions is the agent's. Slots only:
-    // byte buffers and strings are in the chunk heap, which xsnap does not report (the simulator's
-    // instrumentation does: see the README).
-    const h2Heap = await xs.heap("h2");
-    const h1Heap = await xs.heap("http/1.1");
-    report("XS slots live a minute in, h2 (scripted server included)", h2Heap.running, "slots");
-    report("XS slots live a minute in, HTTP/1.1 (scripted server included)", h1Heap.running, "slots");
-    report("XS slots, h2 minus HTTP/1.1 (both sides' HPACK state vs a second connection)", h2Heap.running - h1Heap.running, "slots");
-    // A running pod: four hello pods (a line a second, 4 KiB log rings) against none, same minute.
-    // Slots only: the log lines' text is in the chunk heap (the simulator's figure is in the README).
-    const podsHeap = await xs.heap("h2+4pods");
-    report("XS slots per running hello pod (4 pods minus none, a minute in, log rings full)", (podsHeap.running - h2Heap.running) / 4, "slots", 1500);
-  } finally {
-    xs.dispose();
-  }
-}
+// The agent's work inside XS: the deterministic compute meter and live slots (tools/bench/xs-figures.ts),
+// against the committed baseline that test/xs/baseline.test.ts gates in CI.
+progress("XS figures (@agoric/xsnap, deterministic meters)");
+const xs = await xsFigures(progress);
+const baseline = readBaseline();
+const versus = compareToBaseline(xs, baseline.figures);
+for (const line of versus.lines) progress(`  ${line}`);
+report("XS: figures more than 10 % over bench/baseline.json", versus.grown.length, "", 0);
+report("XS compute (agent) per steady-state renewal, h2 (incl. status checks, Node watch)", xs.computePerRenewal, "meter units", 60_000);
+report("XS compute (agent) per served /metrics request (auth, render, HTTP/1.1 framing; TLS not included)", xs.computePerServedRequest, "meter units", 60_000);
+report("XS slots per running hello pod (4 pods minus none, a minute in, log rings full)", xs.slotsPerPod, "slots", 1500);
 
 // HTTP parser throughput on a 1 MB chunked body in 1460-byte segments (wall clock, Node).
 {
@@ -87,17 +77,53 @@ for (const [name, run, max] of [["HTTP/1.1", h1, 3000], ["h2", h2, 1600]] as con
   for (let i = 0; i < 5; i++) await conn.request({ method: "GET", path: "/" });
   const mbps = (5 * 1024 * 1024) / 1e6 / ((performance.now() - t0) / 1000);
   report("HTTP parser, chunked, 1 MB drained (Node, wall clock)", mbps, "MB/s");
+  scripted.parserMBps = Math.round(mbps);
 }
 
-// ---- wire benchmark (tools/bench/wire.ts): four clients side by side against a real control plane ----
-if (!process.argv.includes("--no-wire")) await (await import("./wire")).wireBenchmark(report);
-// ---- end of the wire benchmark ----
+// ---- against the real control plane: wire cost, recovery, the fleet (tools/bench/{wire,recovery}.ts, tools/fleet) ----
+const cluster: Cluster = {};
+if (!process.argv.includes("--no-cluster") && !process.argv.includes("--no-wire")) {
+  const sweep = (argValue("--fleet") ?? "10,100,500,1000,2000").split(",").map(Number);
+  const names = fleetNames(Math.max(...sweep));
+  progress(`starting the control plane with ${WIRE_NODES.length + 10 + names.length} node identities (~${Math.round(20 + names.length / 30)} s)`);
+  // Grace period 15 s: the recovery runs need outages past it, and a shorter one makes them shorter.
+  const cp = await startControlPlane({ nodes: [...WIRE_NODES, ...recoveryNames(10), ...names], nodeMonitorGracePeriodSeconds: 15, log: (l) => progress(l) });
+  try {
+    cluster.controlPlane = { kubernetes: cp.kubernetesVersion, etcd: cp.etcdVersion, gracePeriodSeconds: 15 };
+    cluster.wire = await wireBenchmark(cp, report);
+    progress("recovery: 10 agents, 3 outages past the grace period");
+    cluster.recovery = await recoveryBenchmark(cp, { agents: 10, outages: 3, progress: (l) => progress(`[recovery] ${l}`) });
+    report("start to Ready=True (cluster's view), p50", cluster.recovery.startToReadyMs.p50, "ms");
+    report("Ready=True after the API server's return, p99", cluster.recovery.readyAfterApiReturnMs.p99, "ms", 2000);
+    cluster.fleet = [];
+    const target = await localTarget(cp, names);
+    for (const count of sweep) {
+      progress(`fleet: ${count} boards`);
+      const step = await runFleetStep(target, { count, windowSeconds: 60, progress: (l) => progress(`[fleet ${count}] ${l}`) });
+      cluster.fleet.push(step);
+      progress(`fleet: ${count} boards: lateness p99 ${step.latenessMs.p99} ms; busiest ${limiter(step)}`);
+      if (step.latenessMs.p99 >= 1000 || step.readyAtEnd < step.count) break;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  } finally {
+    await cp.stop();
+  }
+}
 
+// The fleet in virtual time: the same agents on virtual hosts against the scripted API (no cluster).
+const virtual: VirtualFleetStep[] = [];
+for (const count of (argValue("--virtual") ?? "1000,10000").split(",").map(Number)) {
+  progress(`virtual fleet: ${count} boards, 2 virtual minutes`);
+  virtual.push(await runVirtualFleet({ count, minutes: 2, progress: (l) => progress(`[virtual ${count}] ${l}`) }));
+}
+
+const results = buildResults({ checks, xs, baseline, versus, scripted, cluster, virtual });
+writeReport(results);
 let failed = 0;
-for (const r of results) {
+for (const r of checks) {
   const ok = r.max === undefined || r.value <= r.max;
   if (!ok) failed++;
   console.log(`${ok ? "ok  " : "FAIL"} ${r.what}: ${r.value} ${r.unit}${r.max !== undefined ? ` (target ≤ ${r.max})` : ""}`);
 }
-console.log(`${results.length - failed} passed, ${failed} failed`);
+console.log(`${checks.length - failed} passed, ${failed} failed; wrote bench/results.json and BENCHMARKS.md`);
 process.exit(failed ? 1 : 0);

@@ -28,6 +28,17 @@ export interface SteadyState extends WireCounts {
   statusPushes?: number;
 }
 
+/**
+ * How a client authenticates: a bearer token in every request (a ServiceAccount token is a JWT of
+ * about 1 KB; a static token 22 B), or a client certificate sent once, in the TLS handshake.
+ */
+export type Credential = { kind: "token"; token: string } | { kind: "certificate"; certificate: Uint8Array; key: Uint8Array };
+
+const pem = (der: Uint8Array, label: string) => `-----BEGIN ${label}-----\n${Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END ${label}-----\n`;
+/** node:tls options for a certificate credential; none for a token. */
+const tlsIdentity = (c: Credential) => (c.kind === "certificate" ? { cert: pem(c.certificate, "CERTIFICATE"), key: pem(c.key, "PRIVATE KEY") } : {});
+const bearer = (c: Credential): Record<string, string> => (c.kind === "token" ? { Authorization: `Bearer ${c.token}` } : {});
+
 /** The leaseDurationSeconds the hand-made clients write: renewing every 1 s is 0.25 × 4 s, like xs-kubelet's. */
 const LEASE_SECONDS = 4;
 
@@ -84,9 +95,8 @@ async function renewLoop(proxy: CountingProxy, run: Run, renew: () => Promise<vo
  * 1. picokubelet-style: a new TLS connection per request (Connection: close, no session reuse), the
  * whole Lease merge-patched every time, JSON back.
  */
-export async function picokubeletStyle(cp: ControlPlane, proxy: CountingProxy, name: string, run: Run): Promise<SteadyState> {
+export async function picokubeletStyle(cp: ControlPlane, proxy: CountingProxy, name: string, run: Run, credential: Credential): Promise<SteadyState> {
   await registerNodeAndLease(cp, name);
-  const token = cp.nodeCredentials(name).token;
   const patch = () =>
     new Promise<void>((resolve, reject) => {
       const body = JSON.stringify(fullLease(name));
@@ -100,9 +110,10 @@ export async function picokubeletStyle(cp: ControlPlane, proxy: CountingProxy, n
           ca: cp.caPem,
           servername: "localhost",
           maxVersion: "TLSv1.2", // what the board's TLS speaks, and what xs-kubelet's Node host pins
+          ...tlsIdentity(credential),
           headers: {
             Connection: "close",
-            Authorization: `Bearer ${token}`,
+            ...bearer(credential),
             Accept: "application/json",
             "Content-Type": MERGE_PATCH,
             "Content-Length": Buffer.byteLength(body),
@@ -123,10 +134,9 @@ export async function picokubeletStyle(cp: ControlPlane, proxy: CountingProxy, n
  * 4. The reference: node:http2 (nghttp2's HPACK) on one session, renewTime-only merge patch,
  * protobuf back.
  */
-export async function referenceH2(cp: ControlPlane, proxy: CountingProxy, name: string, run: Run): Promise<SteadyState> {
+export async function referenceH2(cp: ControlPlane, proxy: CountingProxy, name: string, run: Run, credential: Credential): Promise<SteadyState> {
   await registerNodeAndLease(cp, name);
-  const token = cp.nodeCredentials(name).token;
-  const session: ClientHttp2Session = h2Connect(`https://127.0.0.1:${proxy.port}`, { ca: cp.caPem, servername: "localhost", maxVersion: "TLSv1.2" });
+  const session: ClientHttp2Session = h2Connect(`https://127.0.0.1:${proxy.port}`, { ca: cp.caPem, servername: "localhost", maxVersion: "TLSv1.2", ...tlsIdentity(credential) });
   let sessionError: Error | undefined;
   session.on("error", (err) => (sessionError = err));
   try {
@@ -138,7 +148,7 @@ export async function referenceH2(cp: ControlPlane, proxy: CountingProxy, name: 
           ":path": paths.lease(name),
           "content-type": MERGE_PATCH,
           accept: "application/vnd.kubernetes.protobuf",
-          authorization: `Bearer ${token}`,
+          ...(credential.kind === "token" ? { authorization: `Bearer ${credential.token}` } : {}),
         });
         let status = 0;
         req.on("response", (headers) => (status = Number(headers[":status"])));
@@ -177,6 +187,7 @@ export async function xsKubelet(
   name: string,
   http: KubeletOptions["http"],
   run: Run,
+  credential: Credential,
   whileRunning?: (kubelet: Kubelet) => Promise<void>,
   extra: Partial<KubeletOptions> = {},
 ): Promise<SteadyState> {
@@ -190,8 +201,8 @@ export async function xsKubelet(
     {
       nodeName: name,
       server: { host: "127.0.0.1", port: proxy.port },
-      tls: { serverName: "localhost", ca: cp.caDer, verify: true },
-      token: cp.nodeCredentials(name).token,
+      tls: { serverName: "localhost", ca: cp.caDer, verify: true, ...(credential.kind === "certificate" ? { clientCertificate: credential.certificate, clientKey: credential.key } : {}) },
+      token: credential.kind === "token" ? credential.token : undefined,
       leaseDurationSeconds: 4, // the minimum: renews every ~1 s
       http,
       ...extra,

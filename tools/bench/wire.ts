@@ -3,114 +3,156 @@
 // both directions, per renewal in steady state; "TLS handshakes" are connections the proxy accepted
 // inside the steady-state window.
 import type { Kubelet } from "../../modules/kubelet/kubelet";
-import { startControlPlane, type ControlPlane } from "../controlplane/launcher";
-import { picokubeletStyle, referenceH2, withTwoWatches, xsKubelet, type Run, type SteadyState } from "./clients";
+import type { ControlPlane } from "../controlplane/launcher";
+import { picokubeletStyle, referenceH2, withTwoWatches, xsKubelet, type Credential, type Run, type SteadyState } from "./clients";
 import { startCountingProxy, type CountingProxy } from "./proxy";
 
 type Report = (what: string, value: number, unit: string, max?: number) => void;
 
-const CLIENTS = {
-  pico: { node: "bench-pico", label: "picokubelet-style (TLS per request, full Lease)" },
-  h1: { node: "bench-xs-h1", label: "xs-kubelet HTTP/1.1" },
-  h2: { node: "bench-xs-h2", label: "xs-kubelet h2" },
-  h2json: { node: "bench-xs-h2-json", label: "xs-kubelet h2, JSON echoes" },
-  h1json: { node: "bench-xs-h1-json", label: "xs-kubelet HTTP/1.1, JSON echoes" },
-  ref: { node: "bench-ref-h2", label: "reference node:http2 client" },
-} as const;
-type Client = keyof typeof CLIENTS;
+type Kind = "pico" | "h1" | "h2" | "ref" | "h2json" | "h1json";
+type Cred = "jwt" | "cert";
+const KINDS: Record<Kind, string> = {
+  pico: "picokubelet-style (TLS per request, full Lease)",
+  h1: "xs-kubelet HTTP/1.1",
+  h2: "xs-kubelet h2",
+  ref: "reference node:http2 client",
+  h2json: "xs-kubelet h2, JSON echoes",
+  h1json: "xs-kubelet HTTP/1.1, JSON echoes",
+};
+const CREDS: Record<Cred, string> = { jwt: "ServiceAccount token", cert: "client certificate" };
+/** Every client with both credentials; the JSON-echo comparison with the token only. */
+const CLIENTS: { kind: Kind; cred: Cred; node: string; label: string }[] = (["jwt", "cert"] as Cred[]).flatMap((cred) =>
+  (Object.keys(KINDS) as Kind[]).filter((kind) => cred === "jwt" || !kind.endsWith("json")).map((kind) => ({ kind, cred, node: `bench-${kind}-${cred}`, label: `${KINDS[kind]}, ${CREDS[cred]}` })),
+);
+/** Node names the benchmark needs static tokens for (registration of the hand-made clients). */
+export const WIRE_NODES = CLIENTS.map((c) => c.node);
 
-export async function wireBenchmark(report: Report, options: { renewals?: number } = {}): Promise<void> {
+export interface WireResult {
+  /** Bytes both ways per Lease renewal in steady state, TLS included, per client and credential. */
+  renewalBytes: Record<Cred, Partial<Record<Kind, number>>>;
+  /** TLS connections accepted in the steady-state window, and its length. */
+  handshakes: Record<Cred, Partial<Record<Kind, { connections: number; seconds: number }>>>;
+  /** The ServiceAccount token's length: what every request of a token client carries. */
+  tokenBytes: number;
+  withTwoWatches: Partial<Record<"h1" | "h2", { open: number; connections: number; renewals: number }>>;
+}
+
+export async function wireBenchmark(cp: ControlPlane, report: Report, options: { renewals?: number } = {}): Promise<WireResult> {
   const progress = (line: string) => console.log(`[wire] ${line}`);
   const run: Run = { renewals: options.renewals ?? 20, warmup: 2, cadenceMs: 1000, progress };
-  const results = new Map<Client, SteadyState | Error>();
+  const results = new Map<string, { s: SteadyState; seconds: number } | Error>();
   const proxies: CountingProxy[] = [];
   const watching = new Map<"h1" | "h2", SteadyState | Error>();
-  let cp: ControlPlane | undefined;
+  const token = new Map<string, string>();
   try {
-    progress("starting the control plane (~10 s)");
-    cp = await startControlPlane({ nodes: Object.values(CLIENTS).map((c) => c.node), log: (line) => progress(line) });
+    const creds = new Map<string, Credential>();
+    for (const c of CLIENTS) {
+      if (c.cred === "jwt") {
+        const t = await cp.serviceAccountToken(c.node, 3600);
+        token.set(c.node, t);
+        creds.set(c.node, { kind: "token", token: t });
+      } else {
+        const m = await cp.mintNodeCertificate(c.node, { lifetimeSeconds: 3600 });
+        creds.set(c.node, { kind: "certificate", certificate: m.certificate, key: m.key });
+      }
+    }
     const target = { host: cp.host, port: cp.port };
-    const proxy: Record<Client, CountingProxy> = {
-      pico: await startCountingProxy(target),
-      h1: await startCountingProxy(target),
-      h2: await startCountingProxy(target),
-      h2json: await startCountingProxy(target),
-      h1json: await startCountingProxy(target),
-      ref: await startCountingProxy(target),
-    };
-    proxies.push(...Object.values(proxy));
-    progress(`${Object.keys(CLIENTS).length} clients renewing ${run.warmup} + ${run.renewals} times each, ~${run.cadenceMs / 1000} s apart (~${Math.round(((run.warmup + run.renewals) * run.cadenceMs) / 1000) + 5} s)`);
-    const c = cp;
-    // After its steady state, each kubelet is measured again with two watches open.
-    const thenTwoWatches = (k: "h1" | "h2") => (kubelet: Kubelet) =>
-      withTwoWatches(kubelet, proxy[k], run).then(
+    const proxy = new Map<string, CountingProxy>();
+    for (const c of CLIENTS) proxy.set(c.node, await startCountingProxy(target));
+    proxies.push(...proxy.values());
+    progress(`${CLIENTS.length} clients renewing ${run.warmup} + ${run.renewals} times each, ~${run.cadenceMs / 1000} s apart (~${Math.round(((run.warmup + run.renewals) * run.cadenceMs) / 1000) + 5} s)`);
+    // After its steady state, each token kubelet is measured again with two watches open.
+    const thenTwoWatches = (k: "h1" | "h2", p: CountingProxy) => (kubelet: Kubelet) =>
+      withTwoWatches(kubelet, p, run).then(
         (s) => void watching.set(k, s),
         (err: Error) => void watching.set(k, err),
       );
-    const runs: Record<Client, () => Promise<SteadyState>> = {
-      pico: () => picokubeletStyle(c, proxy.pico, CLIENTS.pico.node, run),
-      h1: () => xsKubelet(c, proxy.h1, CLIENTS.h1.node, "http/1.1", run, thenTwoWatches("h1")),
-      h2: () => xsKubelet(c, proxy.h2, CLIENTS.h2.node, "h2", run, thenTwoWatches("h2")),
-      // Does asking for protobuf echoes pay? The same agents with JSON echoes, in the same run.
-      h2json: () => xsKubelet(c, proxy.h2json, CLIENTS.h2json.node, "h2", run, undefined, { protobufEchoes: false }),
-      h1json: () => xsKubelet(c, proxy.h1json, CLIENTS.h1json.node, "http/1.1", run, undefined, { protobufEchoes: false }),
-      ref: () => referenceH2(c, proxy.ref, CLIENTS.ref.node, run),
+    const start = (c: (typeof CLIENTS)[number]): Promise<SteadyState> => {
+      const p = proxy.get(c.node)!;
+      const cred = creds.get(c.node)!;
+      const watches = c.cred === "jwt" && (c.kind === "h1" || c.kind === "h2") ? thenTwoWatches(c.kind, p) : undefined;
+      switch (c.kind) {
+        case "pico":
+          return picokubeletStyle(cp, p, c.node, run, cred);
+        case "ref":
+          return referenceH2(cp, p, c.node, run, cred);
+        case "h1":
+        case "h2":
+          return xsKubelet(cp, p, c.node, c.kind === "h2" ? "h2" : "http/1.1", run, cred, watches);
+        default:
+          // Does asking for protobuf echoes pay? The same agents with JSON echoes, in the same run.
+          return xsKubelet(cp, p, c.node, c.kind === "h2json" ? "h2" : "http/1.1", run, cred, undefined, { protobufEchoes: false });
+      }
     };
     // Each settles on its own: one client failing must not leave the others running into the cleanup below.
     await Promise.all(
-      (Object.keys(runs) as Client[]).map((k) =>
-        runs[k]().then(
+      CLIENTS.map((c) => {
+        const t0 = Date.now();
+        return start(c).then(
           (s) => {
-            results.set(k, s);
-            progress(`${CLIENTS[k].label}: done`);
+            // The window's length: the renewals it holds at the cadence (each renewal's own time is small beside it).
+            results.set(c.node, { s, seconds: Math.max(1, (s.renewals * run.cadenceMs) / 1000) });
+            progress(`${c.label}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
           },
           (err: Error) => {
-            results.set(k, err);
-            progress(`${CLIENTS[k].label}: FAILED: ${err.message}`);
+            results.set(c.node, err);
+            progress(`${c.label}: FAILED: ${err.message}`);
           },
-        ),
-      ),
+        );
+      }),
     );
   } catch (err) {
     progress(`FAILED: ${(err as Error).message}`);
   } finally {
     for (const p of proxies) await p.close();
-    await cp?.stop();
-    progress("control plane stopped");
   }
 
   // NaN for a client that failed (or never ran): its lines print FAIL wherever a target applies.
-  const ok = (k: Client) => {
-    const r = results.get(k);
-    return r && !(r instanceof Error) ? r : undefined;
+  const ok = (node: string) => {
+    const r = results.get(node);
+    return r && !(r instanceof Error) ? r.s : undefined;
   };
-  const perRenewal = (k: Client) => {
-    const r = ok(k);
-    return r ? (r.up + r.down) / r.renewals : NaN;
+  const nodeOf = (kind: Kind, cred: Cred) => `bench-${kind}-${cred}`;
+  const perRenewal = (kind: Kind, cred: Cred = "jwt") => {
+    const r = ok(nodeOf(kind, cred));
+    return r ? Math.round((r.up + r.down) / r.renewals) : NaN;
   };
-  for (const k of Object.keys(CLIENTS) as Client[]) {
-    const r = ok(k);
-    if (r) progress(`${CLIENTS[k].label.padEnd(48)} ${r.renewals} renewals: ${r.up} B up, ${r.down} B down, ${r.connections} connections accepted, ${r.open} open at the end${r.statusPushes ? `, ${r.statusPushes} status pushes in the window` : ""}`);
+  for (const c of CLIENTS) {
+    const r = ok(c.node);
+    if (r) progress(`${c.label.padEnd(72)} ${r.renewals} renewals: ${r.up} B up, ${r.down} B down, ${r.connections} connections accepted, ${r.open} open at the end${r.statusPushes ? `, ${r.statusPushes} status pushes in the window` : ""}`);
   }
-  for (const k of Object.keys(CLIENTS) as Client[]) report(`wire: ${CLIENTS[k].label}, bytes per renewal (TLS incl., both ways)`, perRenewal(k), "bytes");
-  for (const k of Object.keys(CLIENTS) as Client[]) {
-    const xs = k !== "pico" && k !== "ref";
-    report(`wire: ${CLIENTS[k].label}, TLS handshakes in steady state`, ok(k)?.connections ?? NaN, `in ${ok(k)?.renewals ?? "?"} renewals`, xs ? 0 : undefined);
+  for (const c of CLIENTS) report(`wire: ${c.label}, bytes per renewal (TLS incl., both ways)`, perRenewal(c.kind, c.cred), "bytes");
+  for (const c of CLIENTS) {
+    const xs = c.kind !== "pico" && c.kind !== "ref";
+    report(`wire: ${c.label}, TLS handshakes in steady state`, ok(c.node)?.connections ?? NaN, `in ${ok(c.node)?.renewals ?? "?"} renewals`, xs ? 0 : undefined);
   }
   // Rounded up, so a ratio just above its target cannot round down into a pass.
   const percent = (a: number, b: number) => Math.ceil((100 * a) / b);
-  report("wire: xs-kubelet h2 / picokubelet-style", percent(perRenewal("h2"), perRenewal("pico")), "%", 25);
-  report("wire: xs-kubelet h2 / reference node:http2", percent(perRenewal("h2"), perRenewal("ref")), "%", 110);
-  report("wire: xs-kubelet HTTP/1.1 / picokubelet-style", percent(perRenewal("h1"), perRenewal("pico")), "%");
+  for (const cred of ["jwt", "cert"] as Cred[]) {
+    report(`wire (${CREDS[cred]}): xs-kubelet h2 / picokubelet-style`, percent(perRenewal("h2", cred), perRenewal("pico", cred)), "%", 25);
+    report(`wire (${CREDS[cred]}): xs-kubelet h2 / reference node:http2`, percent(perRenewal("h2", cred), perRenewal("ref", cred)), "%", 110);
+    report(`wire (${CREDS[cred]}): xs-kubelet HTTP/1.1 / picokubelet-style`, percent(perRenewal("h1", cred), perRenewal("pico", cred)), "%");
+  }
   // Kept only because it pays: protobuf echoes must cost less than JSON ones, per renewal, both ways.
   report("wire: xs-kubelet h2, protobuf echoes / JSON echoes", percent(perRenewal("h2"), perRenewal("h2json")), "%", 99);
   report("wire: xs-kubelet HTTP/1.1, protobuf echoes / JSON echoes", percent(perRenewal("h1"), perRenewal("h1json")), "%", 99);
+  const withTwo: WireResult["withTwoWatches"] = {};
   for (const k of ["h1", "h2"] as const) {
     const w = watching.get(k);
-    if (w instanceof Error) progress(`${CLIENTS[k].label} with two watches: FAILED: ${w.message}`);
+    if (w instanceof Error) progress(`${KINDS[k]} with two watches: FAILED: ${w.message}`);
     const m = w && !(w instanceof Error) ? w : undefined;
+    if (m) withTwo[k] = { open: m.open, connections: m.connections, renewals: m.renewals };
     // Over h2 everything shares one connection; over HTTP/1.1 each watch has its own (shown, not checked).
-    report(`wire: ${CLIENTS[k].label}, TLS connections open with two watches`, m?.open ?? NaN, "connections", k === "h2" ? 1 : undefined);
-    report(`wire: ${CLIENTS[k].label}, TLS handshakes with two watches open`, m?.connections ?? NaN, `in ${m?.renewals ?? "?"} renewals`, k === "h2" ? 0 : undefined);
+    report(`wire: ${KINDS[k]}, TLS connections open with two watches`, m?.open ?? NaN, "connections", k === "h2" ? 1 : undefined);
+    report(`wire: ${KINDS[k]}, TLS handshakes with two watches open`, m?.connections ?? NaN, `in ${m?.renewals ?? "?"} renewals`, k === "h2" ? 0 : undefined);
   }
+  const byCred = (cred: Cred) => Object.fromEntries(CLIENTS.filter((c) => c.cred === cred).map((c) => [c.kind, perRenewal(c.kind, cred)]));
+  const hs = (cred: Cred) =>
+    Object.fromEntries(
+      CLIENTS.filter((c) => c.cred === cred && results.get(c.node) && !(results.get(c.node) instanceof Error)).map((c) => {
+        const r = results.get(c.node) as { s: SteadyState; seconds: number };
+        return [c.kind, { connections: r.s.connections, seconds: r.seconds }];
+      }),
+    );
+  return { renewalBytes: { jwt: byCred("jwt"), cert: byCred("cert") }, handshakes: { jwt: hs("jwt"), cert: hs("cert") }, tokenBytes: [...token.values()][0]?.length ?? 0, withTwoWatches: withTwo };
 }

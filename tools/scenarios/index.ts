@@ -18,6 +18,9 @@ export interface ScenarioResult {
   led: string;
   /** The status lines of what the kubelet API served, when the scenario dials it. */
   served?: string[];
+  /** Node status pushes and watch events (Node and pods) the agent counted. */
+  pushes?: number;
+  watchEvents?: number;
 }
 
 function outcome(r: Rig, steady: { bytes: number; renewals: number; at: number }): ScenarioResult {
@@ -29,7 +32,33 @@ function outcome(r: Rig, steady: { bytes: number; renewals: number; at: number }
     renewals: r.kubelet.lease.renewals,
     renewalsBeforeSteady: steady.renewals,
     led: r.kubelet.led.state,
+    pushes: r.kubelet.status.pushes,
+    watchEvents: r.kubelet.nodeWatch.events + r.kubelet.podWatch.events,
   };
+}
+
+/**
+ * Two minutes in steady state with `flips` MemoryPressure flips (the heap low, then fine again, 20 s
+ * apart: each a status push) and `edits` edits of the Node by someone else (an annotation: each a
+ * watch event): the difference between two counts is what one push or one event costs the agent.
+ */
+async function churn(flips: number, edits: number): Promise<ScenarioResult> {
+  const r = rig();
+  r.kubelet.start();
+  await r.time.advance(30_000);
+  const steady = { bytes: written(r), renewals: r.kubelet.lease.renewals, at: r.time.now };
+  for (let i = 0; i < 6; i++) {
+    if (i < flips) r.heap = i % 2 === 0 ? { free: 8 * 1024, total: 256 * 1024 } : { free: 200 * 1024, total: 256 * 1024 };
+    for (let e = 0; e < edits / 6; e++) {
+      const node = r.api.nodes.get("board-1");
+      r.api.put("nodes", { ...node, metadata: { ...node.metadata, annotations: { ...node.metadata.annotations, "example.com/edit": `${i}-${e}` } } });
+      await r.time.advance(1_000);
+    }
+    await r.time.advance(20_000 - 1_000 * Math.floor(edits / 6));
+  }
+  await r.time.advance(150_000 - r.time.now);
+  await r.kubelet.stop();
+  return outcome(r, steady);
 }
 
 const written = (r: Rig) => rigWork(() => r.host.wire.reduce((n, hex) => n + hex.length / 2, 0));
@@ -75,6 +104,16 @@ async function scraped(scrapes: number): Promise<ScenarioResult> {
   await r.time.advance(60_000 - r.time.now);
   await r.kubelet.stop();
   return { ...outcome(r, steady), served };
+}
+
+/** From power-up to the Node registered and its Lease renewed once, then stop: what a boot costs. */
+async function bootOnly(): Promise<ScenarioResult> {
+  const r = rig();
+  r.kubelet.start();
+  await r.time.until(() => r.kubelet.lease.renewals > 0, 30_000, "the first renewal");
+  const steady = { bytes: written(r), renewals: r.kubelet.lease.renewals, at: r.time.now };
+  await r.kubelet.stop();
+  return outcome(r, steady);
 }
 
 /** A pod's whole life: the watch event, status patches, a crash loop, logs served, deletion. */
@@ -135,6 +174,10 @@ export const scenarios: Record<string, () => Promise<ScenarioResult>> = {
   "steady state for ten minutes": () => runFor(600_000),
   "steady state for ten minutes over HTTP/1.1": () => runFor(600_000, { http: "http/1.1" }),
   "boot, register, renew for a minute": () => runFor(60_000),
+  "two minutes, no churn": () => churn(0, 0),
+  "two minutes, 6 MemoryPressure flips": () => churn(6, 0),
+  "two minutes, 30 edits of the Node": () => churn(0, 30),
+  "boot to registered": bootOnly,
   async "existing node, memory pressure, lease deleted"() {
     const r = rig({}, (p) => {
       p.api.nodes.set("board-1", { apiVersion: "v1", kind: "Node", metadata: { name: "board-1", uid: "old-uid", labels: { stale: "x" } }, status: { conditions: [] } });
