@@ -217,6 +217,7 @@ export function fleetRow(s: FleetStep): string[] {
 
 /** What most likely limits the step: the busiest of the three, by CPU. */
 export function limiter(s: FleetStep): string {
+  if (s.cpuPercent.apiserver === undefined) return `the agents used ${s.cpuPercent.agents} % of a core; the control plane's processes are not visible from here (a remote cluster)`;
   const parts: [string, number][] = [
     ["the agents (one Node.js process, one core at most)", s.cpuPercent.agents],
     ["kube-apiserver", s.cpuPercent.apiserver ?? 0],
