@@ -13,7 +13,8 @@ interface VTimer {
   at: number;
   seq: number;
   cb: () => void;
-  fired?: boolean;
+  /** Fired or cleared: a cleared one is skipped when it reaches the top of the heap. */
+  done?: boolean;
 }
 
 const before = (a: VTimer, b: VTimer) => a.at < b.at || (a.at === b.at && a.seq < b.seq);
@@ -38,10 +39,9 @@ export async function flushMicrotasks(rounds = 50): Promise<void> {
 export class VirtualTime {
   now = 0;
   // A binary min-heap on (at, seq): the same order a scan would find, at O(log n) a timer, so a
-  // virtual fleet of thousands of agents on one clock stays linear. Cleared timers are marked and
+  // virtual fleet of thousands of agents on one clock stays linear. Cleared timers are marked done and
   // skipped when they reach the top.
   #heap: VTimer[] = [];
-  #cleared = new WeakSet<VTimer>();
   #live = 0;
   #seq = 0;
   #meter: <T>(work: () => T) => T;
@@ -71,8 +71,8 @@ export class VirtualTime {
 
   clearTimer(t: unknown): void {
     const timer = t as VTimer;
-    if (!timer || typeof timer !== "object" || this.#cleared.has(timer) || timer.fired) return;
-    this.#cleared.add(timer);
+    if (!timer || typeof timer !== "object" || timer.done) return;
+    timer.done = true;
     this.#live--;
   }
 
@@ -83,7 +83,7 @@ export class VirtualTime {
   /** The earliest live timer, without taking it. */
   #peek(): VTimer | undefined {
     const h = this.#heap;
-    while (h.length && this.#cleared.has(h[0])) this.#pop();
+    while (h.length && h[0].done) this.#pop();
     return h[0];
   }
 
@@ -120,7 +120,7 @@ export class VirtualTime {
         return top;
       });
       if (!next) break;
-      next.fired = true;
+      next.done = true;
       this.now = next.at;
       next.cb();
       await flushMicrotasks();

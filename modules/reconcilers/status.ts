@@ -38,9 +38,8 @@ export class StatusReconciler {
   #sources: StatusSources;
   #loop: TimerLoop;
   #retry: RetryPolicy;
-  #failed: FailureKind = "api";
-  /** The last push's error (its Retry-After, if any, sets the floor of the next delay). */
-  #failedWith: unknown;
+  /** The last push's failure: its kind picks the backoff, its error's Retry-After (if any) the floor. */
+  #failure: { kind: FailureKind; err: unknown } = { kind: "api", err: undefined };
   #pushing: Promise<boolean> | undefined;
   #lastPushAt = -Infinity;
   #bootAt: number;
@@ -183,7 +182,7 @@ export class StatusReconciler {
     let next = this.#ctx.options.conditionCheckSeconds * 1000;
     if (this.#pending || due) {
       const ok = await this.push(this.#pending ? this.#pendingWhy : "periodic status report");
-      if (!ok) next = this.#retry.next(this.#failed, this.#failedWith);
+      if (!ok) next = this.#retry.next(this.#failure.kind, this.#failure.err);
     }
     this.#loop.schedule(next);
   }
@@ -216,8 +215,7 @@ export class StatusReconciler {
       const res = await api.call("PATCH", path, { body, contentType: STRATEGIC_MERGE_PATCH, keepBody: 2048, echoIgnored: true });
       if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
-      this.#failed = this.#ctx.failure("pushing node status", err);
-      this.#failedWith = err;
+      this.#failure = { kind: this.#ctx.failure("pushing node status", err), err };
       if (!this.#pending) this.#owe(why); // never lost: retried until it lands
       return false;
     }

@@ -25,21 +25,27 @@ const USAGE = `usage: npm run fleet -- [options]
   --virtual            virtual time and the scripted API instead (no cluster; --minutes M, default 10)
   --json FILE          write the steps as JSON too`;
 
-const { values } = parseArgs({
-  options: {
-    count: { type: "string", default: "10" },
-    sweep: { type: "string" },
-    window: { type: "string", default: "60" },
-    ramp: { type: "string", default: "40" },
-    kubeconfig: { type: "string" },
-    prefix: { type: "string", default: "fleet" },
-    "keep-nodes": { type: "boolean" },
-    virtual: { type: "boolean" },
-    minutes: { type: "string", default: "10" },
-    json: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  },
-});
+const OPTIONS = {
+  count: { type: "string", default: "10" },
+  sweep: { type: "string" },
+  window: { type: "string", default: "60" },
+  ramp: { type: "string", default: "40" },
+  kubeconfig: { type: "string" },
+  prefix: { type: "string", default: "fleet" },
+  "keep-nodes": { type: "boolean" },
+  virtual: { type: "boolean" },
+  minutes: { type: "string", default: "10" },
+  json: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+const { values } = (() => {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (err) {
+    console.error(`fleet: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+})();
 if (values.help) {
   console.log(USAGE);
   process.exit(0);

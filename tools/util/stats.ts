@@ -1,4 +1,2 @@
 // Nearest-rank percentile of an ascending array (0 for none): what every report here prints.
 export const percentile = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
-
-export const median = (values: number[]): number => percentile(values.slice().sort((a, b) => a - b), 50);
