@@ -174,11 +174,17 @@ export class ApiClient {
     return { headers, body };
   }
 
-  /** Sends one request; resolves with any HTTP status, rejects only when no response arrived. */
+  /**
+   * Sends one request; resolves with any HTTP status, rejects when no response arrived — or when a
+   * write was answered 2xx by something that is not the API server (foreignAnswer: a captive
+   * portal's page, a proxy's): taken as landed, that write (a renewal, a status push) would be lost.
+   */
   async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<ApiResult<T>> {
     const { headers, body } = this.#headers(options);
     const response = await this.#send({ method, path, headers, body, keepBody: options.keepBody });
-    return this.#result<T>(response);
+    const result = this.#result<T>(response);
+    if (method !== "GET" && foreignAnswer(result)) throw notTheApiServer(method, path, result);
+    return result;
   }
 
   /**
@@ -307,12 +313,43 @@ export function metadataFromPrefix(result: ApiResult, decode: (b: Uint8Array) =>
   };
 }
 
+/**
+ * A 2xx in a Content-Type kube-apiserver never answers with (it sends JSON, or protobuf when asked):
+ * the media type, or "none"; undefined for the API server's own. A captive portal's login page or a
+ * proxy's answers text/html, and the agent must not take it for the API server's word.
+ */
+export function foreignAnswer(result: ApiResult): string | undefined {
+  if (result.status < 200 || result.status > 299) return undefined;
+  const type = (result.response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  return type === "application/json" || type === PROTOBUF ? undefined : type || "none";
+}
+
+/** The error for a foreignAnswer: one line naming the request, the status and the Content-Type. */
+export function notTheApiServer(method: string, path: string, result: ApiResult): ApiError {
+  return new ApiError(method, path, result.status, "", foreignMessage(foreignAnswer(result)));
+}
+
+function foreignMessage(type: string | undefined): string {
+  return `${type === undefined || type === "none" ? "an answer without a Content-Type" : `a ${type} answer`}, not the API server's JSON (a captive portal or a proxy in the way?)`;
+}
+
 export function toApiError(method: string, path: string, result: ApiResult): ApiError {
   const status = result.json && result.json.kind === "Status" ? result.json : undefined;
   const reason = status?.reason ?? STATUS_TEXT[result.status] ?? "";
-  const message = status?.message ?? "";
+  // A 2xx the caller cannot use: say why, not just "200".
+  const message = status?.message ?? (result.status >= 200 && result.status < 300 && result.response ? unusable(result) : "");
   const headers = result.response?.headers;
   return new ApiError(method, path, result.status, reason, message, headers ? retryAfterMs(headers.get("retry-after"), headers.get("date")) : undefined);
+}
+
+/** Why a 2xx answer's body could not be used (the caller needed something from it). */
+function unusable(result: ApiResult): string {
+  const foreign = foreignAnswer(result);
+  if (foreign) return foreignMessage(foreign);
+  const r = result.response;
+  if (r.truncated) return `the answer's ${r.bodyLength} bytes are more than the ${r.body.length} kept`;
+  if (result.json === undefined) return r.bodyLength ? `the answer (${r.bodyLength} bytes) is not valid JSON` : "the answer is empty";
+  return "the answer lacks what the agent needs from it";
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({

@@ -202,10 +202,13 @@ export class Watcher<T = any> {
       if (res.status !== 200) throw toApiError("GET", path, res);
       let page: { rv: string; next: string; items: any[] };
       if (res.json) {
-        page = { rv: res.json.metadata?.resourceVersion ?? "", next: res.json.metadata?.continue ?? "", items: res.json.items ?? [] };
+        // Valid JSON that is not a list (no items, no resourceVersion) must not read as "nothing exists": that would stop every pod.
+        if (!Array.isArray(res.json.items) || typeof res.json.metadata?.resourceVersion !== "string" || !res.json.metadata.resourceVersion) throw new WatchError(`GET ${path}: 200: the answer is not a list (no items or no resourceVersion)`);
+        page = { rv: res.json.metadata.resourceVersion, next: res.json.metadata.continue ?? "", items: res.json.items };
         if (metadataOnly) page.items = page.items.map((i) => pick(i.metadata));
       } else if (metadataOnly) page = this.#pageFromPrefix(this.#ctx.host.utf8Decode(res.response.body));
-      else throw new WatchError(`GET ${path}: a list page of ${res.response.bodyLength} bytes is more than the ${keepBody} this agent keeps`);
+      else if (res.response.truncated) throw new WatchError(`GET ${path}: a list page of ${res.response.bodyLength} bytes is more than the ${keepBody} this agent keeps`);
+      else throw new WatchError(toApiError("GET", path, res).message); // a 200 that is not a list: not JSON, or not the API server's
       for (const item of page.items) items.push(item);
       next = page.next;
       if (!next) {
@@ -270,7 +273,8 @@ export class Watcher<T = any> {
         }
       }
       if (res.status === 410) throw this.#expired();
-      if (res.status !== 200) throw toApiError("GET", path, { status: res.status, json: status, response: res.response });
+      // Named without this attempt's resourceVersion and timeoutSeconds: the same failure is the same line (logged once).
+      if (res.status !== 200) throw toApiError("GET", this.#query("&watch=1"), { status: res.status, json: status, response: res.response });
     } catch (err) {
       if (failure) throw failure;
       if (err instanceof HttpError && err.kind === "cancelled" && (this.#stopped || this.#moving)) return;

@@ -1,7 +1,7 @@
 // The composition root: validates the options, builds the parts (clock, API client, health ledger,
 // the node, Lease and status reconcilers, LED), runs the boot sequence, wires what one reconciler's
 // outcome means for another, and stops gracefully. The reconcilers each do one job on their own timer.
-import { ApiClient, describeError, toApiError } from "../api/client";
+import { ApiClient, describeError, foreignAnswer, notTheApiServer, toApiError } from "../api/client";
 import { Watcher, type WatchHandler } from "../api/watch";
 import { EventRecorder } from "../events/recorder";
 import { nodeStatusEvent, transitionReason } from "../k8s/events";
@@ -108,6 +108,7 @@ export class Kubelet {
     this.clock = new WallClock({
       monotonic: () => host.monotonic(),
       onAnchor: (t) => host.setSystemTime?.(t),
+      onWarning: (message) => this.#log("warn", message),
     });
     this.api = new ApiClient({
       host,
@@ -282,6 +283,8 @@ export class Kubelet {
     this.#updateLed();
     await this.#retry("reading the clock from GET /version", async () => {
       const res = await this.api.call("GET", paths.version, { keepBody: 1024 });
+      // A captive portal answers GET /version too: that is not the API server reached.
+      if (foreignAnswer(res)) throw notTheApiServer("GET", paths.version, res);
       if (!this.clock.anchored) throw new Error(`GET /version: ${res.status} without a usable Date header`);
       if (res.status === 401 || res.status === 403) throw toApiError("GET", paths.version, res);
     });

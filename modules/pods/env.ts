@@ -2,6 +2,7 @@
 // names), valueFrom.configMapKeyRef (read from the API: the Node authorizer lets a node read exactly
 // the ConfigMaps its pods reference) and fieldRef; anything else is a clear configuration error.
 import { describeError, toApiError, type ApiClient } from "../api/client";
+import { objectNameProblem } from "../k8s/names";
 import type { ContainerRun, PodRun } from "./model";
 import { WorkloadError } from "./workload";
 
@@ -75,6 +76,9 @@ function field(where: EnvSource, run: PodRun, path: string): string | undefined 
 
 /** A ConfigMap's data; null when it does not exist. Throws when it cannot be read now. */
 async function configMap(api: ApiClient, namespace: string, name: string): Promise<Record<string, string> | null> {
+  // The name comes from the pod's spec: never a request path from a name the API server would refuse.
+  const bad = objectNameProblem("configmap name", name);
+  if (bad) throw new WorkloadError(bad);
   const path = `/api/v1/namespaces/${namespace}/configmaps/${name}`;
   const res = await api.call("GET", path, { keepBody: CONFIGMAP_BYTES });
   if (res.status === 404) return null;

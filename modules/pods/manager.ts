@@ -27,6 +27,7 @@ import { LogRing, answerLogs, type LogAnswer } from "./logs";
 import { PodDevices } from "./devices";
 import { resolveEnv } from "./env";
 import { PodStatusWriter } from "./status-writer";
+import { objectNameProblem } from "../k8s/names";
 import { admissionProblem, containerReadings, hex, isActive, podObjects, podRunFrom, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
 import { WorkloadError, type GpioPort, type Readings, type WorkloadRegistry } from "./workload";
 
@@ -62,6 +63,8 @@ export interface PodManagerOptions {
 
 /** The kubelet's crash-loop backoff. */
 export const BACKOFF = Object.freeze({ initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 });
+/** Uids of pods ignored for their names, remembered so each is said once. */
+const REFUSED_KEPT = 8;
 /** A configuration error (configmap missing, bad args) is tried again this often. */
 const CONFIG_RETRY_MS = 10_000;
 
@@ -136,6 +139,8 @@ export class PodManager {
     let run = this.#pods.get(uid);
     if (!run) {
       if (pod?.spec?.nodeName !== this.#ctx.nodeName) return;
+      const problem = objectNameProblem("namespace", pod.metadata.namespace ?? "default", 63) ?? objectNameProblem("name", pod.metadata.name);
+      if (problem) return this.#refuse(uid, problem);
       run = this.#admit(pod);
       if (!run) return;
     } else {
@@ -143,6 +148,16 @@ export class PodManager {
       this.#specChanged(run, pod);
     }
     if (pod?.metadata?.deletionTimestamp && !run.deleting) this.#terminate(run);
+  }
+
+  /** Pods ignored for a name the API server would never have stored, said once each (the last few, by uid). */
+  #refused: string[] = [];
+
+  #refuse(uid: string, problem: string): void {
+    if (this.#refused.indexOf(uid) >= 0) return;
+    this.#refused.push(uid);
+    if (this.#refused.length > REFUSED_KEPT) this.#refused.shift();
+    this.#ctx.log("warn", `a pod from the API server ignored: its ${problem} (the API server never stores such a name: a broken or hostile answer)`);
   }
 
   /** First sight of a pod: admission, then its containers start. */

@@ -45,8 +45,31 @@ export interface ClockOptions {
   monotonic: () => number;
   /** A re-anchor that moves the clock by more than this is a "slip" (Haunted). Default 5000 ms. */
   slipThresholdMs?: number;
+  /**
+   * A Date this far from the estimate (either way) is not followed on one answer's word: only when the
+   * answers keep saying it for CONFIRM_AFTER_MS. Default 10 min. A few bad answers (a broken proxy, a
+   * server's clock glitch) saying 2126 would otherwise move the clock there for good — it never runs
+   * backwards — with every renewTime a century ahead and every credential "expired".
+   */
+  confirmStepMs?: number;
   /** Called with the new estimate whenever the anchor moves (to set the system clock). */
   onAnchor?: (epochMs: number) => void;
+  /** A line for the log: a Date far off, held or followed. */
+  onWarning?: (message: string) => void;
+}
+
+/** How far apart two answers' Dates may tell the same story (the header's 1 s resolution, round trips). */
+const CONFIRM_AGREEMENT_MS = 5000;
+/** A far step is followed once answers have said it this long, none in between disagreeing: six renewals. */
+const CONFIRM_AFTER_MS = 60_000;
+
+/** A span of time in words: "42 s", "17 min", "5 h", "36500 days". */
+function span(ms: number): string {
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
 }
 
 export class WallClock {
@@ -55,6 +78,10 @@ export class WallClock {
   #last = -Infinity;
   #slipThreshold: number;
   #onAnchor?: (epochMs: number) => void;
+  #onWarning?: (message: string) => void;
+  #confirmStep: number;
+  /** A far step one answer claimed, waiting for a later answer to agree: wall − monotonic it implies, and when. */
+  #doubted: { offset: number; at: number } | undefined;
   /** Set when a re-anchor moved the clock by more than the threshold; cleared by takeSlip(). */
   #slipped = false;
   /** How many times the Date header moved the estimate. */
@@ -66,6 +93,8 @@ export class WallClock {
     this.#monotonic = options.monotonic;
     this.#slipThreshold = options.slipThresholdMs ?? 5000;
     this.#onAnchor = options.onAnchor;
+    this.#onWarning = options.onWarning;
+    this.#confirmStep = options.confirmStepMs ?? 600_000;
   }
 
   get anchored(): boolean {
@@ -76,7 +105,8 @@ export class WallClock {
    * Feeds the `Date` header of a response that arrived `rttMs` after its request was sent. The header
    * has one-second resolution and is stamped while the server handles the request, so the true time
    * at arrival lies within [date, date + 1 s + rtt]. Inside that window the estimate is left alone
-   * (no jitter); outside it, the estimate moves to the nearest edge. Returns false for a bad header.
+   * (no jitter); outside it, the estimate moves to the nearest edge — at once when the edge is within
+   * confirmStepMs, else only once later answers agree (see #confirmed). Returns false for a bad header.
    */
   observeDate(header: string | undefined, rttMs = 0): boolean {
     if (!header) return false;
@@ -95,6 +125,8 @@ export class WallClock {
     let corrected = estimate;
     if (estimate < earliest) corrected = earliest;
     else if (estimate > latest) corrected = latest;
+    if (Math.abs(corrected - estimate) > this.#confirmStep && !this.#confirmed(corrected - mono, mono, header, corrected - estimate)) return true;
+    if (Math.abs(corrected - estimate) <= this.#confirmStep) this.#doubted = undefined;
     if (corrected !== estimate) {
       this.lastCorrectionMs = corrected - estimate;
       if (Math.abs(corrected - estimate) > this.#slipThreshold) this.#slipped = true;
@@ -103,6 +135,25 @@ export class WallClock {
       this.#onAnchor?.(this.now());
     }
     return true;
+  }
+
+  /**
+   * A step beyond confirmStepMs: the first answer claiming it is doubted (held, logged once); one
+   * CONFIRM_AFTER_MS later implying the same clock (within CONFIRM_AGREEMENT_MS) confirms it. An
+   * answer within the bound in between clears the doubt (observeDate).
+   */
+  #confirmed(offset: number, mono: number, header: string, step: number): boolean {
+    const doubted = this.#doubted;
+    if (doubted && mono - doubted.at >= CONFIRM_AFTER_MS && Math.abs(offset - doubted.offset) <= CONFIRM_AGREEMENT_MS) {
+      this.#doubted = undefined;
+      this.#onWarning?.(`the API server's clock moved ${span(step)} ${step > 0 ? "ahead" : "back"} and stays there (Date: ${header}): following it${step < 0 ? "; the agent's clock holds until the server's passes it (it never runs backwards)" : ""}`);
+      return true;
+    }
+    if (!doubted || Math.abs(offset - doubted.offset) > CONFIRM_AGREEMENT_MS) {
+      if (!doubted) this.#onWarning?.(`the API server's Date header (${header}) is ${span(step)} ${step > 0 ? "ahead of" : "behind"} the agent's clock: not followed unless later answers agree`);
+      this.#doubted = { offset, at: mono };
+    }
+    return false;
   }
 
   /** Epoch milliseconds; strictly increasing (by ≥ 1 ms) between calls. Throws before the first anchor. */
