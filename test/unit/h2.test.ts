@@ -99,7 +99,7 @@ describe("HTTP/2 client", () => {
     conn.close();
   });
 
-  it("notices a dead peer with PING within 10 s of a waiting request, and reconnects", async () => {
+  it("notices a dead peer with PING within 3 s of a waiting request, and reconnects", async () => {
     let dead = false;
     const { time, host, conn } = setup(() => ok("fine"), { blackhole: () => dead });
     await conn.request({ method: "GET", path: "/a" });
@@ -113,6 +113,31 @@ describe("HTTP/2 client", () => {
     const again = await conn.request({ method: "GET", path: "/c" });
     assert.equal(dec.decode(again.body), "fine");
     assert.equal(host.connections, 2);
+    conn.close();
+  });
+
+  it("a PING left unanswered does not drop a connection that still carries frames", async () => {
+    // A busy server's answer to a PING may queue behind its frames: only silence means dead.
+    let push: ((text: string) => void) | undefined;
+    const watch: ScriptedStream = {
+      head: "HTTP/1.1 200 OK\r\nContent-Type: application/json",
+      open(write) {
+        push = write;
+        return () => undefined;
+      },
+    };
+    const { time, host, conn } = setup((q) => (q.path.startsWith("/watch") ? { stream: watch } : { hang: true }), { ignorePings: true }, 60_000);
+    const w = track(conn.request({ method: "GET", path: "/watch", onData: () => undefined, timeoutMs: 600_000 }));
+    await time.advance(10);
+    const slow = track(conn.request({ method: "GET", path: "/slow" }));
+    for (let t = 0; t < 20; t++) {
+      push!("{}\n");
+      await time.advance(500);
+    }
+    assert.ok(!slow.done && !w.done, "10 s with a PING unanswered, but a frame every 500 ms: still up");
+    await time.until(() => slow.done, 5000, "silence dropping it");
+    assert.match(slow.error!.message, /no answer to a PING, nor anything else, within 2 s/);
+    assert.equal(host.connections, 1);
     conn.close();
   });
 
