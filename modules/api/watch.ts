@@ -95,6 +95,7 @@ export class Watcher<T = any> {
   #stopped = true;
   #cancel: CancelToken | undefined;
   #wake: (() => void) | undefined;
+  #wakeable = false;
   #timer: unknown;
   #line = new Bytes(256);
   #maxEvent: number;
@@ -136,7 +137,7 @@ export class Watcher<T = any> {
    * tries now instead of up to 7 s later. Nothing when it is not waiting.
    */
   retryNow(): void {
-    if (this.#stopped || !this.#wake) return;
+    if (this.#stopped || !this.#wake || !this.#wakeable) return;
     this.#ctx.host.clearTimer(this.#timer);
     this.#wake();
   }
@@ -176,7 +177,11 @@ export class Watcher<T = any> {
         if (err instanceof Relist) continue;
         const kind = this.#ctx.failure(what, err);
         if (err instanceof WatchError) this.resourceVersion = "";
-        await this.#sleep(this.#retry.next(kind, err));
+        // A renewal that works again may cut the wait short (the path, the credentials, the server
+        // are back), but not a Retry-After: API Priority and Fairness throttles watches apart from
+        // the Lease.
+        const after = (err as { retryAfterMs?: unknown }).retryAfterMs;
+        await this.#sleep(this.#retry.next(kind, err), !(typeof after === "number" && after > 0));
       }
     }
   }
@@ -352,7 +357,9 @@ export class Watcher<T = any> {
     return new Relist();
   }
 
-  #sleep(ms: number): Promise<void> {
+  /** Waits ms (stop() ends it); wakeable: retryNow() may end it too. */
+  #sleep(ms: number, wakeable = false): Promise<void> {
+    this.#wakeable = wakeable;
     return new Promise((resolve) => {
       this.#timer = this.#ctx.host.setTimer(() => {
         this.#wake = undefined;

@@ -356,7 +356,7 @@ export class Kubelet {
     } catch {
       // the push below still goes out; only transition times may be off
     }
-    await this.status.pushNow("first renewal after an outage");
+    await this.status.pushAfterOutage("first renewal after an outage");
   }
 
   /**

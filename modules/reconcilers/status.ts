@@ -10,6 +10,7 @@ import { STRATEGIC_MERGE_PATCH, paths } from "../k8s/paths";
 import { formatTime } from "../time/clock";
 import { TimerLoop } from "../util/loop";
 import { RetryPolicy, type FailureKind } from "../util/retry";
+import { RETRY } from "../defaults";
 import type { NetworkFacts } from "../host";
 import type { AgentContext } from "./context";
 import type { NodeStatusPort } from "./node";
@@ -40,6 +41,8 @@ export class StatusReconciler {
   #retry: RetryPolicy;
   /** The last push's failure: its kind picks the backoff, its error's Retry-After (if any) the floor. */
   #failure: { kind: FailureKind; err: unknown } = { kind: "api", err: undefined };
+  /** Until when the API server's last Retry-After holds pushes back (monotonic ms; 0: it does not). */
+  #heldUntil = 0;
   #pushing: Promise<boolean> | undefined;
   #lastPushAt = -Infinity;
   #bootAt: number;
@@ -187,7 +190,20 @@ export class StatusReconciler {
     this.#loop.schedule(next);
   }
 
-  /** Evaluates and pushes at once, whatever is owed (after an outage, at shutdown). */
+  /**
+   * After an outage (a renewal worked again): pushes at once, unless the last push was told
+   * Retry-After and its time is not up — then the push is owed and the loop's retry, which waits
+   * it out, sends it.
+   */
+  async pushAfterOutage(why: string): Promise<boolean> {
+    if (this.#ctx.host.monotonic() < this.#heldUntil) {
+      this.request(why);
+      return false;
+    }
+    return this.pushNow(why);
+  }
+
+  /** Evaluates and pushes at once, whatever is owed (at shutdown, after an outage). */
   async pushNow(why: string): Promise<boolean> {
     this.request(why);
     this.evaluate();
@@ -216,6 +232,8 @@ export class StatusReconciler {
       if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
       this.#failure = { kind: this.#ctx.failure("pushing node status", err), err };
+      const after = (err as { retryAfterMs?: unknown }).retryAfterMs;
+      this.#heldUntil = typeof after === "number" && after > 0 ? host.monotonic() + Math.min(after, RETRY.retryAfterMaxMs) : 0;
       if (!this.#pending) this.#owe(why); // never lost: retried until it lands
       return false;
     }

@@ -73,6 +73,31 @@ describe("Retry-After", () => {
     assert.ok(garbage < 1000, `a malformed Retry-After is ignored: ${garbage} ms`);
   });
 
+  it("a watch told Retry-After waits it out, even when the Lease recovers meanwhile and wakes the others", async () => {
+    // API Priority and Fairness throttles watches apart from the Lease: its recovery says the path
+    // is back, not that the watches may come.
+    const r = rig();
+    r.kubelet.start();
+    await r.time.advance(25_000);
+    const watchGet = (q: { method: string; path: string }) => q.method === "GET" && q.path.includes("watch=");
+    // Every attempt of the Node watch, when it came (a fault that never matches, consulted first).
+    const nodeWatch: number[] = [];
+    r.api.fail((q) => {
+      if (watchGet(q) && q.path.startsWith("/api/v1/nodes")) nodeWatch.push(r.time.now);
+      return false;
+    }, { status: 500 }, Infinity);
+    r.api.fail(watchGet, { status: 429, retryAfter: "5" }, 4);
+    r.api.fail(leasePatch, { status: 500 });
+    await r.time.until(() => r.kubelet.lease.failing, 15_000, "the Lease's 500");
+    // The watches end now and get their 429 while the Lease waits out its 100 ms backoff.
+    r.api.endWatches();
+    await r.time.until(() => !r.kubelet.lease.failing, 15_000, "the Lease's recovery");
+    await r.time.advance(8000);
+    assert.ok(nodeWatch.length >= 2, `the Node watch tried again: ${nodeWatch}`);
+    assert.ok(nodeWatch[1] - nodeWatch[0] >= 5000, `the Node watch came back ${nodeWatch[1] - nodeWatch[0]} ms after its Retry-After: 5 (the Lease recovered in between)`);
+    await r.kubelet.stop();
+  });
+
   it("reads delay-seconds and an HTTP-date against the answer's own Date", async () => {
     const { retryAfterMs } = await import("../../modules/api/client");
     assert.equal(retryAfterMs("1", undefined), 1000);
