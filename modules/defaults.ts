@@ -36,6 +36,8 @@ export const RETRY = Object.freeze({
    */
   probeMs: 1000,
   probeMaxMs: 8000,
+  /** A probe's connection counts only if it is still open this long after it was accepted (see lease.ts). */
+  probeHoldMs: 250,
   /**
    * A Retry-After (429 from API Priority and Fairness, 503) is honoured — the next attempt waits at
    * least that long, plus the jitter — up to this cap: a broken or hostile server's

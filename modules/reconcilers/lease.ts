@@ -88,6 +88,7 @@ export class LeaseReconciler {
 
   #probeTimer: unknown;
   #probeSocket: HostSocket | undefined;
+  #probeToken: object | undefined;
   #probeEvery: number = RETRY.probeMs;
   #probeTriggered = false;
   /** Probes made and those that found the API server (the log and tests read them). */
@@ -102,8 +103,10 @@ export class LeaseReconciler {
       if (!this.failing) return;
       this.probes++;
       let done = false;
+      const mine = {};
+      this.#probeToken = mine;
       const finish = (reachable: boolean) => {
-        if (done) return;
+        if (done || this.#probeToken !== mine) return; // over, or the probing was stopped meanwhile
         done = true;
         this.#probeSocket?.close();
         this.#probeSocket = undefined;
@@ -115,8 +118,18 @@ export class LeaseReconciler {
           this.#loop.schedule(0);
         } else this.#startProbe();
       };
+      // Accepted and still open a moment later: a server waiting for our ClientHello. A proxy or
+      // balancer with no server behind it accepts too, then closes at once — that is not back.
+      let hold: unknown;
+      const closed = () => {
+        host.clearTimer(hold);
+        finish(false);
+      };
       try {
-        this.#probeSocket = host.connect({ host: this.#ctx.api.server.host, port: this.#ctx.api.server.port }, { onConnect: () => finish(true), onData: () => undefined, onClose: () => finish(false) });
+        this.#probeSocket = host.connect(
+          { host: this.#ctx.api.server.host, port: this.#ctx.api.server.port },
+          { onConnect: () => (hold = host.setTimer(() => finish(true), RETRY.probeHoldMs)), onData: () => undefined, onClose: closed },
+        );
       } catch {
         finish(false);
       }
@@ -124,6 +137,7 @@ export class LeaseReconciler {
   }
 
   #stopProbe(): void {
+    this.#probeToken = undefined;
     this.#ctx.host.clearTimer(this.#probeTimer);
     this.#probeTimer = undefined;
     this.#probeSocket?.close();
