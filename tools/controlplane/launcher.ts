@@ -116,9 +116,12 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /**
    * Stops kube-apiserver gracefully (SIGTERM: it sends GOAWAY on its HTTP/2 connections and closes
-   * them), waits downMs, starts it again on the same port, and waits for /readyz.
+   * them), waits downMs, starts it again on the same port, and waits for /readyz. With
+   * newServingCertificate it comes back with a new serving certificate (new key, same CA and names).
    */
-  restartApiServer(downMs?: number): Promise<void>;
+  restartApiServer(downMs?: number, options?: { newServingCertificate?: boolean }): Promise<void>;
+  /** Stops etcd (SIGTERM), waits downMs, starts it again on its data and ports, and waits for its health. */
+  restartEtcd(downMs?: number): Promise<void>;
   /** Process ids of the components running now (tether execs them, so these are etcd's, kube-apiserver's …): the fleet benchmark reads their CPU and memory. */
   pids(): Partial<Record<(typeof COMPONENTS)[number], number>>;
 }
@@ -309,6 +312,23 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   };
 
   const isDead = (s: { child: ChildProcess }) => s.child.exitCode !== null || s.child.signalCode !== null;
+  /** SIGTERM (as a service manager stops it), downMs, then the same command again, in its place in the stop order. */
+  const restartComponent = async (name: (typeof COMPONENTS)[number], args: string[], downMs: number, between?: () => Promise<void>): Promise<void> => {
+    const i = started.findIndex((s) => s.name === name);
+    const { child } = started[i];
+    const exited = new Promise<void>((r) => (isDead(started[i]) ? r() : child.once("exit", () => r())));
+    child.kill("SIGTERM");
+    // kube-apiserver 1.33 does its graceful part (GOAWAY, listener closed, requests drained) within
+    // a second of SIGTERM, logs "apiserver is exiting", and then here never exits (parked on a
+    // futex); a service manager would kill it in the end, and so do we, sooner.
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+    await sleep(downMs);
+    await between?.();
+    startComponent(name, args);
+    started.splice(i, 1, started.pop()!);
+  };
   const fail = async (what: string): Promise<never> => {
     const dead = started.find((s) => !s.optional && isDead(s));
     const detail = dead
@@ -356,7 +376,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const server = `https://${loopback}:${apiPort}`;
     log(`[controlplane] starting etcd ${built.etcdVersion} and Kubernetes ${built.kubernetesVersion} in ${dir}`);
 
-    startComponent("etcd", [
+    const etcdArgs = [
       "--name=xs-kubelet",
       `--data-dir=${join(dir, "etcd")}`,
       `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
@@ -366,11 +386,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--initial-cluster=xs-kubelet=http://127.0.0.1:${etcdPeer}`,
       "--unsafe-no-fsync", // throw-away data: durability only costs time here
       "--log-level=warn",
-    ]);
-    await waitFor("etcd health", 30_000, async () => {
-      const res = await fetch(`http://127.0.0.1:${etcdClient}/health`);
-      return res.ok;
-    });
+    ];
+    startComponent("etcd", etcdArgs);
+    const etcdHealthy = async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`, { signal: AbortSignal.timeout(2000) })).ok;
+    await waitFor("etcd health", 30_000, etcdHealthy);
 
     const caFile = join(pki, "ca.crt");
     const apiserverArgs = [
@@ -607,18 +626,15 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         for (const s of started) if (!isDead(s) && s.child.pid !== undefined) out[s.name as (typeof COMPONENTS)[number]] = s.child.pid;
         return out;
       },
-      async restartApiServer(downMs = 0): Promise<void> {
-        const i = started.findIndex((s) => s.name === "kube-apiserver");
-        const { child } = started[i];
-        started.splice(i, 1);
-        const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())));
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-        await exited;
-        clearTimeout(timer);
-        await sleep(downMs);
-        startComponent("kube-apiserver", apiserverArgs);
+      async restartApiServer(downMs = 0, restartOptions: { newServingCertificate?: boolean } = {}): Promise<void> {
+        await restartComponent("kube-apiserver", apiserverArgs, downMs, async () => {
+          if (restartOptions.newServingCertificate) await (await import("./mint")).reissueServingCertificate(pki, sans);
+        });
         await waitFor("kube-apiserver /readyz after a restart", 90_000, async () => (await httpsStatus(`${server}/readyz`, caPem)).status === 200);
+      },
+      async restartEtcd(downMs = 0): Promise<void> {
+        await restartComponent("etcd", etcdArgs, downMs);
+        await waitFor("etcd health after a restart", 30_000, etcdHealthy);
       },
       nodeCredentials(name: string): NodeCredentials {
         const c = nodeTokens.get(name);

@@ -94,9 +94,9 @@ export function clusterRequest(
   conn: ClusterConnection,
   method: string,
   path: string,
-  options: { body?: unknown; contentType?: string; accept?: string } = {},
+  options: { body?: unknown; contentType?: string; accept?: string; timeoutMs?: number } = {},
 ): Promise<ClusterResponse> {
-  const { body, contentType = "application/json", accept = "application/json" } = options;
+  const { body, contentType = "application/json", accept = "application/json", timeoutMs } = options;
   const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
   return new Promise((resolvePromise, reject) => {
     const req = httpsRequest(
@@ -133,6 +133,7 @@ export function clusterRequest(
       },
     );
     req.on("error", reject);
+    if (timeoutMs !== undefined) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
     req.end(payload);
   });
 }
