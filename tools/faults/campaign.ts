@@ -1,12 +1,15 @@
-// `npm run test:faults -- [--faults 500] [--agents 20] [--seed N]`: a fault campaign against the real
-// control plane. Agents on the Node host, each behind its own fault proxy (tools/faults/proxy.ts),
-// take random faults one after another — refused connections, resets, stalls, black holes,
-// truncated and corrupted TLS records, bytes dripping in — while their heap flips MemoryPressure now
-// and then. The control plane runs with the upstream grace period (50 s for a 40 s Lease), and every
-// fault is shorter than lease duration minus one renewal interval (30 s), so no node may go Unknown.
-// Printed: faults by kind, crashes, unintended Unknown transitions, lost flips, recovery time (from
-// the fault's end to the first good renewal, for the faults that broke one) p50/p99. Fails (exit 1)
-// on a crash, an Unknown, a lost flip, a fault not recovered from, or a p99 above 2 s.
+// `npm run test:faults -- [--faults 500] [--agents 20] [--cluster-faults 6] [--seed N]`: a fault
+// campaign against the real control plane. Agents on the Node host, each behind its own fault proxy
+// (tools/faults/proxy.ts), take random faults one after another — refused connections, resets,
+// stalls, black holes, truncated and corrupted TLS records, bytes dripping in — while their heap
+// flips MemoryPressure now and then and their settings ConfigMap is edited; then the whole control
+// plane takes its own: etcd restarted, kube-apiserver restarted, kube-apiserver back with a new
+// serving certificate. The control plane runs with the upstream grace period (50 s for a 40 s Lease),
+// and every fault is shorter than lease duration minus one renewal interval (30 s), so no node may
+// go Unknown. Printed: faults by kind, crashes, unintended Unknown transitions, lost flips, lost
+// watch events (an agent not on its ConfigMap's last edit), recovery time (from the API server's
+// return to the first good renewal, for the faults that broke one) p50/p99, by kind. Fails (exit 1)
+// on any of those, a fault not recovered from, or a recovery p99 above 2 s.
 import { parseArgs } from "node:util";
 import { createNodeHost } from "../../hosts/node/host";
 import { seededRandom } from "../../hosts/virtual/host";
@@ -26,15 +29,20 @@ export interface CampaignReport {
   unknownTransitions: number;
   lostFlips: number;
   flips: number;
+  /** Settings ConfigMap edits made during faults, and agents whose settings in force are not the last one's. */
+  settingsEdits: number;
+  lostEvents: number;
   notRecovered: number;
   /** ms from a fault's end to the first good renewal, for the faults that broke one. */
   recoveries: number[];
+  recoveriesByKind: Record<string, number[]>;
   p50: number;
   p99: number;
   seconds: number;
 }
 
 const KINDS: readonly FaultKind[] = ["refuse", "reset", "stall", "blackhole", "truncate", "drip", "corrupt"];
+const CLUSTER_KINDS = ["etcd-restart", "apiserver-restart", "apiserver-new-cert"] as const;
 
 function pickFault(random: () => number): Fault {
   const kind = KINDS[Math.floor(random() * KINDS.length)];
@@ -58,8 +66,9 @@ function pickFault(random: () => number): Fault {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const clock = (ms: number) => new Date(ms).toISOString().slice(11, 23);
 
-export async function runCampaign(options: { faults: number; agents: number; seed: number; log: (line: string) => void }): Promise<CampaignReport> {
+export async function runCampaign(options: { faults: number; agents: number; clusterFaults: number; seed: number; log: (line: string) => void }): Promise<CampaignReport> {
   const { log } = options;
   const began = Date.now();
   const random = seededRandom(options.seed);
@@ -78,8 +87,10 @@ export async function runCampaign(options: { faults: number; agents: number; see
   const proxies: FaultProxy[] = [];
   const kubelets: Kubelet[] = [];
   const lowHeap: boolean[] = [];
-  const renewedAt: number[][] = [];
-  const report: CampaignReport = { seed: options.seed, faults: 0, byKind: {}, crashes: 0, unknownTransitions: 0, lostFlips: 0, flips: 0, notRecovered: 0, recoveries: [], p50: 0, p99: 0, seconds: 0 };
+  const attempts: { start: number; end: number; ok: boolean }[][] = [];
+  // What each agent logged lately (its last 40 lines, timed), printed beside a slow recovery.
+  const recent: string[][] = [];
+  const report: CampaignReport = { seed: options.seed, faults: 0, byKind: {}, crashes: 0, unknownTransitions: 0, lostFlips: 0, flips: 0, settingsEdits: 0, lostEvents: 0, notRecovered: 0, recoveries: [], recoveriesByKind: {}, p50: 0, p99: 0, seconds: 0 };
   let monitor: ReturnType<typeof setInterval> | undefined;
   try {
     for (const [i, name] of names.entries()) {
@@ -87,15 +98,23 @@ export async function runCampaign(options: { faults: number; agents: number; see
       proxies.push(proxy);
       lowHeap.push(false);
       const heap = (): HeapFigures => (lowHeap[i] ? { free: 8 * 1024, total: 256 * 1024 } : { free: 180 * 1024, total: 256 * 1024 });
-      const kubelet = new Kubelet({ nodeName: name, server: { host: "127.0.0.1", port: proxy.port }, tls: { serverName: "localhost", ca: cp.caDer, verify: true }, token: cp.nodeCredentials(name).token }, createNodeHost({ heap, log: () => undefined }));
+      recent.push([]);
+      const remember = (level: string, line: string) => {
+        recent[i].push(`${clock(Date.now())} ${level} ${line}`);
+        if (recent[i].length > 40) recent[i].shift();
+      };
+      const kubelet = new Kubelet({ nodeName: name, server: { host: "127.0.0.1", port: proxy.port }, tls: { serverName: "localhost", ca: cp.caDer, verify: true }, token: cp.nodeCredentials(name).token }, createNodeHost({ heap, log: remember }));
       kubelets.push(kubelet);
-      // When each renewal landed (the last 50), beside what the kubelet does on one.
-      renewedAt.push([]);
-      const onRenewed = kubelet.lease.onRenewed;
-      kubelet.lease.onRenewed = (recovered) => {
-        renewedAt[i].push(Date.now());
-        if (renewedAt[i].length > 50) renewedAt[i].shift();
-        onRenewed?.(recovered);
+      // Every renewal attempt, when it began and ended and whether it worked (the last 50).
+      attempts.push([]);
+      const lease = kubelet.lease;
+      const renew = lease.renew.bind(lease);
+      lease.renew = async () => {
+        const start = Date.now();
+        const ok = await renew();
+        attempts[i].push({ start, end: Date.now(), ok });
+        if (attempts[i].length > 50) attempts[i].shift();
+        return ok;
       };
       kubelet.start();
     }
@@ -103,7 +122,7 @@ export async function runCampaign(options: { faults: number; agents: number; see
     // What the cluster says of each node, every half second: any Ready other than True counts.
     const lastReady = new Map<string, string>();
     const conditions = async () => {
-      const list = JSON.parse((await clusterRequest(admin, "GET", "/api/v1/nodes")).text);
+      const list = JSON.parse((await clusterRequest(admin, "GET", "/api/v1/nodes", { timeoutMs: 5000 })).text);
       const out = new Map<string, Record<string, string>>();
       for (const n of list.items ?? []) out.set(n.metadata.name, Object.fromEntries((n.status?.conditions ?? []).map((c: any) => [c.type, c.status])));
       return out;
@@ -126,48 +145,104 @@ export async function runCampaign(options: { faults: number; agents: number; see
     }, 500);
     log(`[faults] ${names.length} agents Ready behind their fault proxies; ${options.faults} faults (seed ${options.seed})`);
 
+    // Settings the agents must end up with: an edit of a node's ConfigMap now and then while a fault
+    // is on. Its watch must resume from its resourceVersion (or relist) and lose none of them.
+    const wanted: { message: string; resourceVersion: string }[] = names.map(() => ({ message: "", resourceVersion: "" }));
+    let edits = 0;
+    const editSettings = async (i: number): Promise<void> => {
+      const message = `edit-${++edits}`;
+      const name = `xs-kubelet-node-${names[i]}`;
+      const res = await clusterRequest(admin, "PATCH", `/api/v1/namespaces/xs-kubelet/configmaps/${name}?fieldManager=test-faults&force=true`, {
+        body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "xs-kubelet" }, data: { hello_message: message } },
+        contentType: "application/apply-patch+yaml",
+      }).catch((err: Error) => ({ status: 0, text: err.message }));
+      if (res.status !== 200 && res.status !== 201) return log(`[faults] editing ${name} failed (${res.status}): ${res.text.slice(0, 200)}`);
+      wanted[i] = { message, resourceVersion: JSON.parse(res.text).metadata.resourceVersion };
+      report.settingsEdits++;
+    };
+    for (const i of names.keys()) await editSettings(i);
+
+    /**
+     * Watched until a renewal that began after the fault's end has gone through: a fault's harm can
+     * show later (a corrupted record can leave the connection silently dead, and the next renewal
+     * finds out), and it counts against this fault, not the next. Recovery: from the API server's
+     * being reachable again (the fault's end) or, when the harm showed only later, from the start of
+     * the first renewal it broke — to the first good renewal after the last failure.
+     */
+    const measure = async (i: number, kind: string, begun: number, end: number, what: string): Promise<void> => {
+      const since = () => attempts[i].filter((a) => a.end > begun);
+      const proven = () => since().some((a) => a.ok && a.start >= end);
+      while (Date.now() - end < 40_000 && !proven()) await sleep(20);
+      const seen = since();
+      const failed = seen.filter((a) => !a.ok);
+      if (!proven()) {
+        report.notRecovered++;
+        log(`[faults] ${names[i]}: no renewal through 40 s after ${what}`);
+      } else if (failed.length) {
+        const last = failed[failed.length - 1];
+        const good = seen.find((a) => a.ok && a.start >= last.end)!;
+        const ms = Math.max(0, good.end - Math.max(end, failed[0].start));
+        (report.recoveriesByKind[kind] ??= []).push(ms);
+        report.recoveries.push(ms);
+        if (ms > 2000) {
+          log(`[faults] ${names[i]}: renewing again ${ms} ms after the end of ${what} at ${clock(end)} (${failed.length} failed, the first began ${clock(failed[0].start)}); its last lines:`);
+          for (const line of recent[i]) log(`[faults]   ${line}`);
+        }
+      }
+      report.byKind[kind] = (report.byKind[kind] ?? 0) + 1;
+    };
+
     let done = 0;
     const perAgent = Math.ceil(options.faults / names.length);
     await Promise.all(
-      names.map(async (name, i) => {
-        const kubelet = kubelets[i];
+      names.map(async (_, i) => {
         for (let f = 0; f < perAgent && done < options.faults; f++) {
           const fault = pickFault(random);
           if (random() < 0.2) {
             lowHeap[i] = !lowHeap[i];
             report.flips++;
           }
-          let broke = false;
-          let lastFailing = 0;
-          const watch = setInterval(() => {
-            if (!kubelet.lease.failing) return;
-            broke = true;
-            lastFailing = Date.now();
-          }, 20);
+          const begun = Date.now();
+          const edit = random() < 0.3 ? sleep(Math.round(random() * (fault.ms ?? 500))).then(() => editSettings(i)) : undefined;
           await proxies[i].inject(fault);
-          const end = Date.now();
-          await sleep(300); // a broken TLS record or a reset is noticed at once, but not within the same tick
-          // The first good renewal after the last failure seen. A fault that broke one response (a
-          // truncated or corrupted one) may be recovered from before its window ends: that counts 0,
-          // not the wait for the next scheduled renewal after the window.
-          const recoveredAt = () => renewedAt[i].find((t) => t > lastFailing);
-          while (Date.now() - end < 40_000 && (kubelet.lease.failing || (broke && !recoveredAt()))) await sleep(20);
-          clearInterval(watch);
-          if (kubelet.lease.failing) {
-            report.notRecovered++;
-            log(`[faults] ${name}: not renewing 40 s after ${fault.kind}`);
-          } else if (broke) {
-            const ms = Math.max(0, recoveredAt()! - end);
-            report.recoveries.push(ms);
-            if (ms > 2000) log(`[faults] ${name}: renewing again ${ms} ms after the end of ${fault.kind}${fault.ms ? ` (${fault.ms} ms)` : ""}`);
-          }
-          report.byKind[fault.kind] = (report.byKind[fault.kind] ?? 0) + 1;
+          await measure(i, fault.kind, begun, Date.now(), `${fault.kind}${fault.ms ? ` (${fault.ms} ms)` : ""}`);
+          await edit;
           report.faults = ++done;
           if (done % 50 === 0) log(`[faults] ${done}/${options.faults} faults, ${report.recoveries.length} broke a renewal, ${crashes} crashes, ${report.unknownTransitions} Unknown, ${Math.round((Date.now() - began) / 1000)} s`);
           await sleep(Math.round(random() * 1500));
         }
       }),
     );
+
+    // Faults of the whole control plane, each felt by every agent at once: etcd and kube-apiserver
+    // restarted (SIGTERM, down a while, started again), and kube-apiserver back with a new serving
+    // certificate from the same CA. The fault ends when the API server serves a read again.
+    const serving = async () => {
+      for (;;) {
+        const res = await clusterRequest(admin, "GET", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases?limit=1", { timeoutMs: 2000 }).catch(() => undefined);
+        if (res?.status === 200) return;
+        await sleep(50);
+      }
+    };
+    for (let c = 0; c < options.clusterFaults; c++) {
+      const kind = CLUSTER_KINDS[c % CLUSTER_KINDS.length];
+      // At a random point of the agents' renewal cycle (they registered together, so they renew
+      // nearly in step), down long enough to miss a renewal or two but under 30 s in all.
+      await sleep(Math.round(random() * 10_000));
+      const downMs = Math.round(1000 + random() * 9000);
+      const begun = Date.now();
+      log(`[faults] ${kind}, down ${downMs} ms …`);
+      if (kind === "etcd-restart") await cp.restartEtcd(downMs);
+      else await cp.restartApiServer(downMs, { newServingCertificate: kind === "apiserver-new-cert" });
+      await serving();
+      const end = Date.now();
+      log(`[faults] ${kind}: the API server serves again ${((end - begun) / 1000).toFixed(1)} s after the fault began`);
+      await Promise.all(names.map((_, i) => editSettings(i)));
+      await Promise.all(names.map((_, i) => measure(i, kind, begun, end, `${kind} (down ${downMs} ms)`)));
+      if (process.env.FAULTS_DEBUG) log(`[faults] ${kind}: agent 1's attempts: ${attempts[0].filter((a) => a.end > begun).map((a) => `${clock(a.start)}-${clock(a.end)} ${a.ok ? "ok" : "FAILED"}`).join(", ")}`);
+      report.faults++;
+    }
+
     // Settle: every flip the agents made must be what the cluster shows.
     await sleep(15_000);
     const final = await conditions();
@@ -177,6 +252,12 @@ export async function runCampaign(options: { faults: number; agents: number; see
       if (got !== want) {
         report.lostFlips++;
         log(`[faults] ${name}: MemoryPressure is ${got} in the cluster, the agent says ${want}`);
+      }
+      const settings = kubelets[i].settings;
+      const applied = settings.current.workloadDefaults.hello?.message;
+      if (applied !== wanted[i].message || !settings.origin.includes(`xs-kubelet-node-${name}@${wanted[i].resourceVersion}`)) {
+        report.lostEvents++;
+        log(`[faults] ${name}: settings in force are ${applied} from ${settings.origin}; the last edit was ${wanted[i].message} at resourceVersion ${wanted[i].resourceVersion}`);
       }
       if (kubelets[i].phase !== "running") {
         crashes++;
@@ -204,11 +285,11 @@ export function campaignFailures(r: CampaignReport): string[] {
   if (r.crashes) out.push(`${r.crashes} crashes`);
   if (r.unknownTransitions) out.push(`${r.unknownTransitions} unintended Unknown transitions`);
   if (r.lostFlips) out.push(`${r.lostFlips} lost flips`);
+  if (r.lostEvents) out.push(`${r.lostEvents} agents lost a settings edit`);
   if (r.notRecovered) out.push(`${r.notRecovered} faults not recovered from within 40 s`);
-  // The hard bound: no renewal waits past its request timeout (+1 s for the retry). The 2 s target
-  // is printed against p99, not gated here: a fault can leave a connection silently stalled (a flipped
-  // byte in a TLS record's length, say) that only the HTTP/2 liveness check (PING after 5 s of
-  // silence, 5 s for its answer) drops — ~10 s, seen in 3 of 500 faults; issue 13 stays open on it.
+  // The target: Ready back within 2 s of the API server's return (p99). And the hard bound: no
+  // renewal waits past its request timeout (+1 s for the retry).
+  if (r.p99 > 2000) out.push(`recovery p99 ${r.p99} ms > 2000 ms`);
   const bound = DEFAULTS.requestTimeoutMs + 1000;
   const worst = r.recoveries.length ? Math.max(...r.recoveries) : 0;
   if (worst > bound) out.push(`a recovery took ${worst} ms > ${bound} ms (the request timeout + 1 s)`);
@@ -216,7 +297,7 @@ export function campaignFailures(r: CampaignReport): string[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { faults: { type: "string", default: "500" }, agents: { type: "string", default: "20" }, seed: { type: "string" } } });
+  const { values } = parseArgs({ options: { faults: { type: "string", default: "500" }, agents: { type: "string", default: "20" }, "cluster-faults": { type: "string", default: "6" }, seed: { type: "string" } } });
   const seed = values.seed === undefined ? Date.now() % 1_000_000 : Number(values.seed);
   // A campaign takes ~3 min here; one that hangs fails within a bound instead of holding CI to its limit.
   const limitMinutes = 15;
@@ -224,15 +305,17 @@ async function main(): Promise<void> {
     console.error(`test:faults: not finished after ${limitMinutes} min; open: ${process.getActiveResourcesInfo().join(", ")}`);
     process.exit(1);
   }, limitMinutes * 60_000).unref();
-  const r = await runCampaign({ faults: Number(values.faults), agents: Number(values.agents), seed, log: (l) => console.log(l) });
+  const r = await runCampaign({ faults: Number(values.faults), agents: Number(values.agents), clusterFaults: Number(values["cluster-faults"]), seed, log: (l) => console.log(l) });
   console.log(`
 fault campaign (seed ${r.seed}; rerun with --seed ${r.seed}), ${r.faults} faults in ${r.seconds} s, real control plane
   faults by kind:          ${Object.entries(r.byKind).map(([k, n]) => `${k} ${n}`).join(", ")}
   crashes:                 ${r.crashes}
   unintended Unknown:      ${r.unknownTransitions}
   lost flips:              ${r.lostFlips} (of ${r.flips} MemoryPressure flips)
+  lost watch events:       ${r.lostEvents} agents not on their last settings edit (${r.settingsEdits} edits during faults)
   not recovered:           ${r.notRecovered}
-  recovery after the fault ended (${r.recoveries.length} faults broke a renewal): p50 ${r.p50} ms, p99 ${r.p99} ms (target 2000 ms: ${r.p99 <= 2000 ? "met" : "MISSED"}), ${r.recoveries.filter((ms) => ms > 2000).length} over 2 s`);
+  recovery after the fault ended (${r.recoveries.length} faults broke a renewal): p50 ${r.p50} ms, p99 ${r.p99} ms (target 2000 ms: ${r.p99 <= 2000 ? "met" : "MISSED"}), ${r.recoveries.filter((ms) => ms > 2000).length} over 2 s
+${Object.entries(r.recoveriesByKind).map(([k, v]) => `    ${k.padEnd(10)} ${String(v.length).padStart(3)} broke one: p50 ${percentile(v.slice().sort((a, b) => a - b), 50)} ms, max ${Math.max(...v)} ms`).join("\n")}`);
   const failures = campaignFailures(r);
   if (failures.length) console.error(`FAILED: ${failures.join("; ")}`);
   // Everything the campaign started is stopped by now; whatever still holds the event loop (a socket

@@ -75,6 +75,12 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       p.upstream.pause();
       void (async () => {
         for (let i = 0; i < data.length && !p.client.destroyed; i++) {
+          // Over when its time is: the rest goes at once (a big chunk dripped to its end would
+          // stretch the fault past it, by 10 ms a byte).
+          if (Date.now() >= dripUntil) {
+            p.client.write(data.subarray(i));
+            break;
+          }
           p.client.write(data.subarray(i, i + 1));
           await sleep(10);
         }
