@@ -13,7 +13,7 @@ import { StreamFlow } from "../http/h2";
 import { Bytes, HttpError } from "../http/parser";
 import { CancelToken } from "../http/types";
 import type { Host, LogLevel } from "../host";
-import { RetryPolicy, type FailureKind } from "../util/retry";
+import { RetryPolicy, retryAfterFloor, type FailureKind } from "../util/retry";
 import { ApiError, toApiError, type ApiClient } from "./client";
 
 export interface WatchHandler<T = any> {
@@ -180,8 +180,7 @@ export class Watcher<T = any> {
         // A renewal that works again may cut the wait short (the path, the credentials, the server
         // are back), but not a Retry-After: API Priority and Fairness throttles watches apart from
         // the Lease.
-        const after = (err as { retryAfterMs?: unknown }).retryAfterMs;
-        await this.#sleep(this.#retry.next(kind, err), !(typeof after === "number" && after > 0));
+        await this.#sleep(this.#retry.next(kind, err), retryAfterFloor(err) === 0);
       }
     }
   }

@@ -9,8 +9,7 @@ import { CUSTOM_TYPES, STANDARD_TYPES, evaluateConditions, type ConditionInputs,
 import { STRATEGIC_MERGE_PATCH, paths } from "../k8s/paths";
 import { formatTime } from "../time/clock";
 import { TimerLoop } from "../util/loop";
-import { RetryPolicy, type FailureKind } from "../util/retry";
-import { RETRY } from "../defaults";
+import { RetryPolicy, retryAfterFloor, type FailureKind } from "../util/retry";
 import type { NetworkFacts } from "../host";
 import type { AgentContext } from "./context";
 import type { NodeStatusPort } from "./node";
@@ -232,8 +231,8 @@ export class StatusReconciler {
       if (res.status !== 200) throw toApiError("PATCH", path, res);
     } catch (err) {
       this.#failure = { kind: this.#ctx.failure("pushing node status", err), err };
-      const after = (err as { retryAfterMs?: unknown }).retryAfterMs;
-      this.#heldUntil = typeof after === "number" && after > 0 ? host.monotonic() + Math.min(after, RETRY.retryAfterMaxMs) : 0;
+      const held = retryAfterFloor(err);
+      this.#heldUntil = held ? host.monotonic() + held : 0;
       if (!this.#pending) this.#owe(why); // never lost: retried until it lands
       return false;
     }

@@ -42,6 +42,12 @@ export class Backoff {
   }
 }
 
+/** The wait a failure's Retry-After asks for (an ApiError's retryAfterMs), capped at RETRY.retryAfterMaxMs; 0 when it asks none. */
+export function retryAfterFloor(err: unknown): number {
+  const after = err !== null && typeof err === "object" ? (err as { retryAfterMs?: unknown }).retryAfterMs : undefined;
+  return typeof after === "number" && after > 0 ? Math.min(after, RETRY.retryAfterMaxMs) : 0;
+}
+
 /** One loop's retry state: a fast backoff for network and API errors, a slow one for auth. */
 export class RetryPolicy {
   #normal: Backoff;
@@ -61,9 +67,8 @@ export class RetryPolicy {
    */
   next(kind: FailureKind, err?: unknown): number {
     const delay = (kind === "auth" ? this.#auth : this.#normal).nextDelay();
-    const after = err !== null && typeof err === "object" ? (err as { retryAfterMs?: unknown }).retryAfterMs : undefined;
-    if (typeof after !== "number" || !(after > 0)) return delay;
-    const floor = Math.min(after, RETRY.retryAfterMaxMs);
+    const floor = retryAfterFloor(err);
+    if (floor === 0) return delay;
     return Math.max(delay, Math.round(floor * (1 + RETRY.jitter * this.#random())));
   }
 

@@ -33,6 +33,19 @@ function track<T>(p: Promise<T>) {
   return t;
 }
 
+/** A streamed answer the test writes to as it likes. */
+function pushable() {
+  let write: ((text: string) => void) | undefined;
+  const watch: ScriptedStream = {
+    head: "HTTP/1.1 200 OK\r\nContent-Type: application/json",
+    open(w) {
+      write = w;
+      return () => undefined;
+    },
+  };
+  return { watch, push: (text: string) => write!(text) };
+}
+
 describe("HTTP/2 client", () => {
   it("multiplexes requests on one connection, with HPACK shrinking the repeats", async () => {
     const { time, host, conn } = setup((q) => ok(`you asked for ${q.path}`));
@@ -60,14 +73,7 @@ describe("HTTP/2 client", () => {
   });
 
   it("a paused watch shuts only its own window: other requests go on, nothing is held beyond it", async () => {
-    let push: ((text: string) => void) | undefined;
-    const watch: ScriptedStream = {
-      head: "HTTP/1.1 200 OK\r\nContent-Type: application/json",
-      open(write) {
-        push = write;
-        return () => undefined;
-      },
-    };
+    const { watch, push } = pushable();
     let pausedUpdates = 0;
     let paused = false;
     const { time, conn } = setup((q) => (q.path.startsWith("/watch") ? { stream: watch } : ok("renewed")), {
@@ -81,7 +87,7 @@ describe("HTTP/2 client", () => {
     flow.pause();
     paused = true;
     const line = `${"e".repeat(999)}\n`;
-    for (let i = 0; i < 100; i++) push!(line); // 100 KB: six times the stream's window
+    for (let i = 0; i < 100; i++) push(line); // 100 KB: six times the stream's window
     await time.advance(10);
     assert.equal(received, 0, "nothing delivered while paused");
     for (let i = 0; i < 5; i++) {
@@ -118,20 +124,13 @@ describe("HTTP/2 client", () => {
 
   it("a PING left unanswered does not drop a connection that still carries frames", async () => {
     // A busy server's answer to a PING may queue behind its frames: only silence means dead.
-    let push: ((text: string) => void) | undefined;
-    const watch: ScriptedStream = {
-      head: "HTTP/1.1 200 OK\r\nContent-Type: application/json",
-      open(write) {
-        push = write;
-        return () => undefined;
-      },
-    };
+    const { watch, push } = pushable();
     const { time, host, conn } = setup((q) => (q.path.startsWith("/watch") ? { stream: watch } : { hang: true }), { ignorePings: true }, 60_000);
     const w = track(conn.request({ method: "GET", path: "/watch", onData: () => undefined, timeoutMs: 600_000 }));
     await time.advance(10);
     const slow = track(conn.request({ method: "GET", path: "/slow" }));
     for (let t = 0; t < 20; t++) {
-      push!("{}\n");
+      push("{}\n");
       await time.advance(500);
     }
     assert.ok(!slow.done && !w.done, "10 s with a PING unanswered, but a frame every 500 ms: still up");
