@@ -92,6 +92,9 @@ export async function runCampaign(options: { faults: number; agents: number; clu
   const recent: string[][] = [];
   const report: CampaignReport = { seed: options.seed, faults: 0, byKind: {}, crashes: 0, unknownTransitions: 0, lostFlips: 0, flips: 0, settingsEdits: 0, lostEvents: 0, notRecovered: 0, recoveries: [], recoveriesByKind: {}, p50: 0, p99: 0, seconds: 0 };
   let monitor: ReturnType<typeof setInterval> | undefined;
+  // Set before the agents stop: a read of the nodes still in flight then would see the Ready=False
+  // each pushes as it shuts down gracefully (CI counted two such "Unknown" at teardown).
+  let stopping = false;
   try {
     for (const [i, name] of names.entries()) {
       const proxy = await startFaultProxy({ host: cp.host, port: cp.port });
@@ -131,6 +134,7 @@ export async function runCampaign(options: { faults: number; agents: number; clu
     monitor = setInterval(() => {
       void conditions().then(
         (all) => {
+          if (stopping) return;
           for (const name of names) {
             const ready = all.get(name)?.Ready ?? "";
             if (ready !== "True" && lastReady.get(name) === "True") {
@@ -265,6 +269,7 @@ export async function runCampaign(options: { faults: number; agents: number; clu
       }
     }
   } finally {
+    stopping = true;
     if (monitor) clearInterval(monitor);
     await Promise.all(kubelets.map((k) => k.stop().catch(() => undefined)));
     await Promise.all(proxies.map((p) => p.close()));
