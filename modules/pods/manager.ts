@@ -25,10 +25,11 @@ import { formatTime, type WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
 import { LogRing, answerLogs, type LogAnswer } from "./logs";
 import { PodDevices } from "./devices";
+import { instanceIO } from "./instance";
 import { resolveEnv } from "./env";
 import { PodStatusWriter } from "./status-writer";
 import { objectNameProblem } from "../k8s/names";
-import { admissionProblem, containerReadings, hex, isActive, podObjects, podRunFrom, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
+import { adoptLost, admissionProblem, containerReadings, crashLoopWait, stoppedState, hex, isActive, podObjects, podRunFrom, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
 import { WorkloadError, type GpioPort, type Readings, type WorkloadRegistry } from "./workload";
 
 export interface PodContext {
@@ -61,8 +62,6 @@ export interface PodManagerOptions {
   logBytes?: number;
 }
 
-/** The kubelet's crash-loop backoff. */
-export const BACKOFF = Object.freeze({ initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 });
 /** Uids of pods ignored for their names, remembered so each is said once. */
 const REFUSED_KEPT = 8;
 /** A configuration error (configmap missing, bad args) is tried again this often. */
@@ -152,7 +151,6 @@ export class PodManager {
 
   /** Pods ignored for a name the API server would never have stored, said once each (the last few, by uid). */
   #refused: string[] = [];
-
   #refuse(uid: string, problem: string): void {
     if (this.#refused.indexOf(uid) >= 0) return;
     this.#refused.push(uid);
@@ -181,19 +179,7 @@ export class PodManager {
     setCondition(run, "PodReadyToStartContainers", "True", this.#now());
     setCondition(run, "Initialized", "True", this.#now());
     for (const c of run.containers) {
-      if (c.lost) {
-        // The instance did not survive the agent (a reboot): as the kubelet after a restart.
-        const finishedAt = now;
-        const startedAt = (c.state as any).running?.startedAt;
-        c.lastState = { terminated: { exitCode: 255, reason: "Unknown", message: "the node's agent restarted; the container did not survive it", startedAt, finishedAt, containerID: c.containerID } };
-        if (run.restartPolicy === "Never") {
-          c.state = c.lastState;
-          c.lastState = undefined;
-          continue;
-        }
-        c.restartCount++;
-        c.state = { waiting: { reason: "ContainerCreating" } };
-      }
+      if (c.lost) adoptLost(run, c, now);
       if ("terminated" in c.state) continue; // finished before (restartPolicy Never / OnFailure with 0)
       void this.#startContainer(run, c);
     }
@@ -211,7 +197,7 @@ export class PodManager {
       if (!next || typeof next.image !== "string" || next.image === c.image) continue;
       this.#ctx.log("info", `pod ${run.namespace}/${run.name}: container ${c.name} image changed to ${next.image}: restarting it`);
       this.#event(run, "Normal", "Killing", `Container ${c.name} definition changed, will be restarted`, c.name);
-      if ("running" in c.state) c.lastState = this.#stoppedState(c);
+      if ("running" in c.state) c.lastState = stoppedState(c, this.#now());
       this.#halt(run, c);
       c.image = next.image;
       c.backoffMs = 0;
@@ -252,41 +238,19 @@ export class PodManager {
     }
     const startedAt = this.#now();
     this.#event(run, "Normal", "Created", `Created container: ${c.name}`, c.name);
-    const owner = `${run.namespace}/${run.name}/${c.name}`;
-    /** A timer of this instance: gone with it, never fires for a later one. */
-    const later = (ms: number, fn: () => void) => {
-      if (generation !== c.generation) return;
-      const id = host.setTimer(() => {
-        c.timers.delete(id);
-        if (generation === c.generation) fn();
-      }, Math.max(0, ms));
-      c.timers.add(id);
-    };
-    const io = {
+    const io = instanceIO({
+      host,
+      c,
+      generation,
       args: c.args.slice(),
       env,
       nodeName: this.#ctx.nodeName,
       podName: run.name,
       defaults: { ...(this.workloadDefaults[kind.name] ?? {}) },
-      devices: this.#devices.for(c, owner),
-      log: (line: string) => {
-        if (generation !== c.generation) return;
-        c.log.append(this.#ctx.clock.anchored ? this.#ctx.clock.now() : 0, String(line));
-      },
-      exit: (code: number) => {
-        if (generation !== c.generation) return;
-        // Out of the workload's own call stack: it may exit from its start or a timer.
-        later(0, () => this.#exited(run, c, generation, code));
-      },
-      every: (ms: number, fn: () => void) => {
-        const tick = () => {
-          this.#guard(run, c, generation, fn);
-          later(ms, tick);
-        };
-        later(ms, tick);
-      },
-      after: (ms: number, fn: () => void) => later(ms, () => this.#guard(run, c, generation, fn)),
-    };
+      devices: this.#devices.for(c, `${run.namespace}/${run.name}/${c.name}`),
+      now: () => this.#now0(),
+      exited: (code, reason, message) => this.#exited(run, c, generation, code, reason, message),
+    });
     c.state = { running: { startedAt } };
     c.started = true;
     c.runningSince = host.monotonic();
@@ -310,19 +274,6 @@ export class PodManager {
     this.#event(run, "Normal", "Started", `Started container ${c.name}`, c.name);
     this.#settle(run);
     this.#writer.mark(run);
-  }
-
-  /** A workload's timer callback; a throw ends the instance (exit code 1), never the agent. */
-  #guard(run: PodRun, c: ContainerRun, generation: number, fn: () => void): void {
-    if (generation !== c.generation) return;
-    const t0 = this.#ctx.host.monotonic();
-    try {
-      fn();
-      c.cpuMs += this.#ctx.host.monotonic() - t0;
-    } catch (err) {
-      c.log.append(this.#now0(), `workload error: ${describeError(err)}`);
-      this.#exited(run, c, generation, 1, "Error", describeError(err));
-    }
   }
 
   #configError(run: PodRun, c: ContainerRun, err: WorkloadError): void {
@@ -352,9 +303,7 @@ export class PodManager {
       return;
     }
     c.lastState = terminated;
-    if (ran >= BACKOFF.resetAfterMs) c.backoffMs = 0;
-    const wait = c.backoffMs;
-    c.backoffMs = wait === 0 ? BACKOFF.initialMs : Math.min(BACKOFF.maxMs, wait * 2);
+    const wait = crashLoopWait(c, ran);
     c.restartCount++;
     if (wait === 0) {
       c.state = { waiting: { reason: "ContainerCreating" } };
@@ -424,7 +373,7 @@ export class PodManager {
     for (const c of run.containers) {
       if ("running" in c.state) {
         this.#event(run, "Normal", "Killing", `Stopping container ${c.name}`, c.name);
-        const stopped = this.#stoppedState(c);
+        const stopped = stoppedState(c, this.#now());
         this.#halt(run, c);
         c.generation++;
         c.state = stopped;
@@ -485,12 +434,6 @@ export class PodManager {
   }
 
   // ——— helpers ———
-  /** What a running instance the node stopped itself reports: it exits cleanly. */
-  #stoppedState(c: ContainerRun): State {
-    const startedAt = "running" in c.state ? c.state.running.startedAt : undefined;
-    return { terminated: { exitCode: 0, reason: "Completed", startedAt, finishedAt: this.#now(), containerID: c.containerID } };
-  }
-
   #event(run: PodRun, type: "Normal" | "Warning", reason: string, message: string, container?: string): void {
     const about: InvolvedObject = { kind: "Pod", namespace: run.namespace, name: run.name, uid: run.uid };
     if (container) about.fieldPath = `spec.containers{${container}}`;

@@ -43,8 +43,8 @@ export interface ContainerRun {
   pins: number[];
   /** Milliseconds spent in this instance's workload code (start and callbacks), by host.monotonic. */
   cpuMs: number;
-  /** An old boot's instance was lost: restart it (with restartCount + 1) on adoption. */
-  lost: boolean;
+  /** An old boot's instance was lost (when it had started): restart it (restartCount + 1) on adoption. */
+  lost: false | { startedAt?: string };
 }
 
 export interface PodRun {
@@ -211,10 +211,41 @@ export function podRunFrom(pod: any, now: string, logBytes: number): PodRun {
       generation: 0,
       pins: [],
       cpuMs: 0,
-      lost: lostInstance,
+      lost: lostInstance && { startedAt: typeof old.state.running.startedAt === "string" ? old.state.running.startedAt : undefined },
     });
   }
   return run;
+}
+
+/** The kubelet's crash-loop backoff. */
+export const BACKOFF = Object.freeze({ initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 });
+
+/** The wait before restarting an instance that ran ranMs (10 s doubling to 5 min; reset after 10 min of running). */
+export function crashLoopWait(c: ContainerRun, ranMs: number): number {
+  if (ranMs >= BACKOFF.resetAfterMs) c.backoffMs = 0;
+  const wait = c.backoffMs;
+  c.backoffMs = wait === 0 ? BACKOFF.initialMs : Math.min(BACKOFF.maxMs, wait * 2);
+  return wait;
+}
+
+/** An instance of an earlier boot did not survive the agent (a reboot): as the kubelet after a restart. */
+export function adoptLost(run: PodRun, c: ContainerRun, now: string): void {
+  const startedAt = c.lost ? c.lost.startedAt : undefined;
+  c.lost = false;
+  c.lastState = { terminated: { exitCode: 255, reason: "Unknown", message: "the node's agent restarted; the container did not survive it", startedAt, finishedAt: now, containerID: c.containerID } };
+  if (run.restartPolicy === "Never") {
+    c.state = c.lastState;
+    c.lastState = undefined;
+    return;
+  }
+  c.restartCount++;
+  c.state = { waiting: { reason: "ContainerCreating" } };
+}
+
+/** What a running instance the node stopped itself reports: it exits cleanly. */
+export function stoppedState(c: ContainerRun, finishedAt: string): State {
+  const startedAt = "running" in c.state ? c.state.running.startedAt : undefined;
+  return { terminated: { exitCode: 0, reason: "Completed", startedAt, finishedAt, containerID: c.containerID } };
 }
 
 /** Admitted and not finished. */

@@ -208,6 +208,7 @@ describe("pods", () => {
     r.api.put("pods", pod("gone", [hello()]));
     await r.time.until(() => status(r, "keep")?.phase === "Running" && status(r, "gone")?.phase === "Running", 5_000, "Running");
     const oldID = status(r, "keep").containerStatuses[0].containerID;
+    const oldStart = status(r, "keep").containerStatuses[0].state.running.startedAt;
     // The board loses power: no shutdown, no status. Meanwhile someone deletes "gone".
     r.kubelet.pods.stop();
     r.kubelet.podWatch.stop();
@@ -221,6 +222,7 @@ describe("pods", () => {
     const cs = status(b, "keep").containerStatuses[0];
     assert.equal(cs.lastState.terminated.reason, "Unknown");
     assert.equal(cs.lastState.terminated.containerID, oldID);
+    assert.equal(cs.lastState.terminated.startedAt, oldStart, "the lost instance keeps when it started");
     assert.notEqual(cs.containerID, oldID);
     assert.ok(cs.state.running);
     await b.kubelet.stop();
