@@ -175,6 +175,16 @@ export async function untilRenewals(kubelet: Kubelet, n: number, run: Run): Prom
 
 /** A fixed heap figure: a drifting V8 heap could flip a condition and put a status push in the window. */
 const HEAP = { free: 256 * 1024, total: 320 * 1024 };
+/** Low enough for MemoryPressure: what the status-push measurement flips to and back. */
+const LOW_HEAP = { free: 8 * 1024, total: 320 * 1024 };
+
+/** A running xs-kubelet as the measurements after its steady state see it: the heap it reports can be set low. */
+export interface Running {
+  kubelet: Kubelet;
+  /** Its steady-state window, just measured. */
+  steady: SteadyState;
+  lowHeap(on: boolean): void;
+}
 
 /**
  * 2. and 3. The real Kubelet on the Node host, through the proxy (server 127.0.0.1:<proxy port>, the
@@ -188,11 +198,12 @@ export async function xsKubelet(
   http: KubeletOptions["http"],
   run: Run,
   credential: Credential,
-  whileRunning?: (kubelet: Kubelet) => Promise<void>,
+  whileRunning?: (running: Running) => Promise<void>,
   extra: Partial<KubeletOptions> = {},
 ): Promise<SteadyState> {
+  let heap = HEAP;
   const host = createNodeHost({
-    heap: () => HEAP,
+    heap: () => heap,
     log: (level, message) => {
       if (level === "warn" || level === "error") run.progress(`${name}: ${level}: ${message}`);
     },
@@ -219,7 +230,7 @@ export async function xsKubelet(
     await untilRenewals(kubelet, r0 + run.renewals, run);
     const to = proxy.snapshot();
     const steady = { ...diffCounts(from, to), renewals: kubelet.lease.renewals - r0, statusPushes: kubelet.status.pushes - p0 };
-    await whileRunning?.(kubelet);
+    await whileRunning?.({ kubelet, steady, lowHeap: (on) => void (heap = on ? LOW_HEAP : HEAP) });
     return steady;
   } finally {
     await kubelet.stop();
@@ -264,4 +275,35 @@ export async function withTwoWatches(kubelet: Kubelet, proxy: CountingProxy, run
   } finally {
     pods.stop();
   }
+}
+
+/**
+ * Bytes per Node status push: `pushes` MemoryPressure flips (low, back, low, …), each waited for
+ * until the push landed and a renewal went after it. The window's bytes, minus its renewals at the
+ * steady state's bytes per renewal (up and down apart), divided by its pushes: the PATCH of
+ * nodes/<name>/status, its echo on the agent's own Node watch, and the Event the kubelet posts for
+ * the transition (NodeHasInsufficientMemory / NodeHasSufficientMemory), TLS included.
+ */
+export async function statusPushBytes(running: Running, proxy: CountingProxy, run: Run, pushes = 4): Promise<{ up: number; down: number; pushes: number }> {
+  const { kubelet, steady } = running;
+  await untilRenewals(kubelet, kubelet.lease.renewals + 1, run);
+  const from = proxy.snapshot();
+  const r0 = kubelet.lease.renewals;
+  const p0 = kubelet.status.pushes;
+  try {
+    for (let i = 0; i < pushes; i++) {
+      running.lowHeap(i % 2 === 0);
+      for (const deadline = Date.now() + 20_000; kubelet.status.pushes < p0 + i + 1; await sleep(5)) {
+        if (Date.now() > deadline) throw new Error(`${kubelet.snapshot().nodeName}: status push ${i + 1} did not land within 20 s`);
+      }
+      await untilRenewals(kubelet, kubelet.lease.renewals + 1, run);
+    }
+  } finally {
+    running.lowHeap(false);
+  }
+  const w = diffCounts(from, proxy.snapshot());
+  const renewals = kubelet.lease.renewals - r0;
+  const n = kubelet.status.pushes - p0;
+  const per = (total: number, perRenewal: number) => Math.round((total - renewals * perRenewal) / n);
+  return { up: per(w.up, steady.up / steady.renewals), down: per(w.down, steady.down / steady.renewals), pushes: n };
 }

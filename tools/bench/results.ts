@@ -65,6 +65,8 @@ export function buildResults(input: {
       handshakesPerHourHow: best ? `TLS connections accepted by the fleet's counting proxy in steady state, per board per hour, ${best.count} boards × ${best.windowSeconds} s` : "the wire window (xs-kubelet h2)",
       handshakesInWindow: w.handshakes,
       withTwoWatches: w.withTwoWatches,
+      statusPushBytes: w.statusPushBytes,
+      statusPushBytesHow: "MemoryPressure flipped (the Node host's heap figure set low, then back) 4 times, each waited for until it landed; the window's bytes minus its renewals at the steady-state bytes per renewal, per push: the status PATCH, its echo on the Node watch and the Event for the transition, TLS included",
     },
     recovery: cluster.recovery && { how: "10 agents each behind a fault proxy (resets and refuses); Ready as the cluster reports it, polled every 50 ms", ...cluster.recovery },
     xs: { how: "@agoric/xsnap 0.15.0, deterministic compute meter and live slots after a collection (tools/bench/xs-figures.ts)", ...input.xs, baseline: input.baseline.figures, baselineDate: input.baseline.date, overBaseline: input.versus.grown },
@@ -160,6 +162,20 @@ export function writeReport(r: Results): void {
           row("picokubelet-style: TLS per request, Connection: close, whole Lease, JSON", "picokubeletStyle"),
           row("xs-kubelet h2 with JSON echoes", "xsKubeletH2JsonEchoes"),
           row("xs-kubelet HTTP/1.1 with JSON echoes", "xsKubeletH1JsonEchoes"),
+        ],
+      ),
+      ``,
+    );
+    const sp = w.statusPushBytes;
+    const push = (cred: "jwt" | "cert", k: "h2" | "h1") => (sp?.[cred]?.[k] ? `${sp[cred][k]!.up} up, ${sp[cred][k]!.down} down` : "–");
+    md.push(
+      `Per Node status push (${w.statusPushBytesHow}):`,
+      ``,
+      table(
+        ["client", "B/push, ServiceAccount token", "B/push, client certificate"],
+        [
+          ["xs-kubelet, HTTP/2", push("jwt", "h2"), push("cert", "h2")],
+          ["xs-kubelet, HTTP/1.1", push("jwt", "h1"), push("cert", "h1")],
         ],
       ),
       ``,

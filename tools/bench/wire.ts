@@ -2,9 +2,8 @@
 // plane, each behind its own counting proxy. Bytes are TLS bytes (handshakes and records included),
 // both directions, per renewal in steady state; "TLS handshakes" are connections the proxy accepted
 // inside the steady-state window.
-import type { Kubelet } from "../../modules/kubelet/kubelet";
 import type { ControlPlane } from "../controlplane/launcher";
-import { picokubeletStyle, referenceH2, withTwoWatches, xsKubelet, type Credential, type Run, type SteadyState } from "./clients";
+import { picokubeletStyle, referenceH2, statusPushBytes, withTwoWatches, xsKubelet, type Credential, type Run, type Running, type SteadyState } from "./clients";
 import { startCountingProxy, type CountingProxy } from "./proxy";
 
 type Report = (what: string, value: number, unit: string, max?: number) => void;
@@ -35,6 +34,8 @@ export interface WireResult {
   /** The ServiceAccount token's length: what every request of a token client carries. */
   tokenBytes: number;
   withTwoWatches: Partial<Record<"h1" | "h2", { open: number; connections: number; renewals: number }>>;
+  /** Bytes up and down per Node status push (its watch echo and Event included), xs-kubelet h2 and HTTP/1.1. */
+  statusPushBytes: Record<Cred, Partial<Record<"h1" | "h2", { up: number; down: number; pushes: number }>>>;
 }
 
 export async function wireBenchmark(cp: ControlPlane, report: Report, options: { renewals?: number } = {}): Promise<WireResult> {
@@ -43,6 +44,7 @@ export async function wireBenchmark(cp: ControlPlane, report: Report, options: {
   const results = new Map<string, { s: SteadyState; seconds: number } | Error>();
   const proxies: CountingProxy[] = [];
   const watching = new Map<"h1" | "h2", SteadyState | Error>();
+  const pushing = new Map<string, { up: number; down: number; pushes: number } | Error>();
   const token = new Map<string, string>();
   try {
     const creds = new Map<string, Credential>();
@@ -61,16 +63,23 @@ export async function wireBenchmark(cp: ControlPlane, report: Report, options: {
     for (const c of CLIENTS) proxy.set(c.node, await startCountingProxy(target));
     proxies.push(...proxy.values());
     progress(`${CLIENTS.length} clients renewing ${run.warmup} + ${run.renewals} times each, ~${run.cadenceMs / 1000} s apart (~${Math.round(((run.warmup + run.renewals) * run.cadenceMs) / 1000) + 5} s)`);
-    // After its steady state, each token kubelet is measured again with two watches open.
-    const thenTwoWatches = (k: "h1" | "h2", p: CountingProxy) => (kubelet: Kubelet) =>
-      withTwoWatches(kubelet, p, run).then(
-        (s) => void watching.set(k, s),
-        (err: Error) => void watching.set(k, err),
+    // After its steady state, each kubelet is measured again through status pushes, and a token one
+    // with two watches open.
+    const after = (k: "h1" | "h2", cred: Cred, p: CountingProxy) => async (running: Running) => {
+      await statusPushBytes(running, p, run).then(
+        (s) => void pushing.set(`${k}-${cred}`, s),
+        (err: Error) => void pushing.set(`${k}-${cred}`, err),
       );
+      if (cred === "jwt")
+        await withTwoWatches(running.kubelet, p, run).then(
+          (s) => void watching.set(k, s),
+          (err: Error) => void watching.set(k, err),
+        );
+    };
     const start = (c: (typeof CLIENTS)[number]): Promise<SteadyState> => {
       const p = proxy.get(c.node)!;
       const cred = creds.get(c.node)!;
-      const watches = c.cred === "jwt" && (c.kind === "h1" || c.kind === "h2") ? thenTwoWatches(c.kind, p) : undefined;
+
       switch (c.kind) {
         case "pico":
           return picokubeletStyle(cp, p, c.node, run, cred);
@@ -78,7 +87,7 @@ export async function wireBenchmark(cp: ControlPlane, report: Report, options: {
           return referenceH2(cp, p, c.node, run, cred);
         case "h1":
         case "h2":
-          return xsKubelet(cp, p, c.node, c.kind === "h2" ? "h2" : "http/1.1", run, cred, watches);
+          return xsKubelet(cp, p, c.node, c.kind === "h2" ? "h2" : "http/1.1", run, cred, after(c.kind, c.cred, p));
         default:
           // Does asking for protobuf echoes pay? The same agents with JSON echoes, in the same run.
           return xsKubelet(cp, p, c.node, c.kind === "h2json" ? "h2" : "http/1.1", run, cred, undefined, { protobufEchoes: false });
@@ -146,6 +155,17 @@ export async function wireBenchmark(cp: ControlPlane, report: Report, options: {
     report(`wire: ${KINDS[k]}, TLS connections open with two watches`, m?.open ?? NaN, "connections", k === "h2" ? 1 : undefined);
     report(`wire: ${KINDS[k]}, TLS handshakes with two watches open`, m?.connections ?? NaN, `in ${m?.renewals ?? "?"} renewals`, k === "h2" ? 0 : undefined);
   }
+  const pushBytes: WireResult["statusPushBytes"] = { jwt: {}, cert: {} };
+  for (const cred of ["jwt", "cert"] as Cred[]) {
+    for (const k of ["h2", "h1"] as const) {
+      const m = pushing.get(`${k}-${cred}`);
+      if (m instanceof Error) progress(`${KINDS[k]}, ${CREDS[cred]}, status pushes: FAILED: ${m.message}`);
+      const ok = m && !(m instanceof Error) ? m : undefined;
+      if (ok) pushBytes[cred][k] = ok;
+      report(`wire: ${KINDS[k]}, ${CREDS[cred]}, bytes per status push up (PATCH, Event)`, ok?.up ?? NaN, "bytes");
+      report(`wire: ${KINDS[k]}, ${CREDS[cred]}, bytes per status push down (answers, watch echo)`, ok?.down ?? NaN, `bytes, ${ok?.pushes ?? "?"} pushes`);
+    }
+  }
   const byCred = (cred: Cred) => Object.fromEntries(CLIENTS.filter((c) => c.cred === cred).map((c) => [c.kind, perRenewal(c.kind, cred)]));
   const hs = (cred: Cred) =>
     Object.fromEntries(
@@ -154,5 +174,5 @@ export async function wireBenchmark(cp: ControlPlane, report: Report, options: {
         return [c.kind, { connections: r.s.connections, seconds: r.seconds }];
       }),
     );
-  return { renewalBytes: { jwt: byCred("jwt"), cert: byCred("cert") }, handshakes: { jwt: hs("jwt"), cert: hs("cert") }, tokenBytes: [...token.values()][0]?.length ?? 0, withTwoWatches: withTwo };
+  return { renewalBytes: { jwt: byCred("jwt"), cert: byCred("cert") }, handshakes: { jwt: hs("jwt"), cert: hs("cert") }, tokenBytes: [...token.values()][0]?.length ?? 0, withTwoWatches: withTwo, statusPushBytes: pushBytes };
 }
