@@ -53,7 +53,12 @@ export interface WatchContext {
   log(level: LogLevel, message: string): void;
   failure(what: string, err: unknown): FailureKind;
   success(what: string): void;
+  /** The Lease's last renewal failed: the API server is unreachable for the agent as a whole. */
+  unreachable?(): boolean;
 }
+
+/** The longest a watch failing on the network waits for the Lease's recovery to wake it. */
+const HOLD_MS = 60_000;
 
 /** client-go asks the server to end a watch after 5–10 minutes, so a stuck one cannot live forever. */
 const MIN_WATCH_SECONDS = 300;
@@ -179,8 +184,12 @@ export class Watcher<T = any> {
         if (err instanceof WatchError) this.resourceVersion = "";
         // A renewal that works again may cut the wait short (the path, the credentials, the server
         // are back), but not a Retry-After: API Priority and Fairness throttles watches apart from
-        // the Lease.
-        await this.#sleep(this.#retry.next(kind, err), retryAfterFloor(err) === 0);
+        // the Lease. While the Lease finds the API server unreachable too, a watch that failed on
+        // the network waits for that renewal (at most HOLD_MS) instead of retrying on its own: a
+        // returning API server meets each board's renewal first, then its relists, not all at once.
+        const wait = this.#retry.next(kind, err);
+        const held = kind === "network" && this.#ctx.unreachable?.() === true;
+        await this.#sleep(held ? Math.max(wait, HOLD_MS) : wait, retryAfterFloor(err) === 0);
       }
     }
   }

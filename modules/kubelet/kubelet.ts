@@ -146,6 +146,7 @@ export class Kubelet {
       success: (what) => {
         if (this.#health.success(what)) this.#updateLed();
       },
+      unreachable: () => this.lease?.failing === true,
     };
     this.lease = new LeaseReconciler(ctx);
     this.status = new StatusReconciler(ctx, {

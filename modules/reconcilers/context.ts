@@ -24,4 +24,6 @@ export interface AgentContext {
   failure(what: string, err: unknown): FailureKind;
   /** Records that a step works (again). */
   success(what: string): void;
+  /** The Lease's last renewal failed (the watches then wait for its recovery: see api/watch.ts). */
+  unreachable?(): boolean;
 }

@@ -29,6 +29,32 @@ describe("recovery after an outage", () => {
     assert.ok(delays[19] <= 2000, `worst ${delays[19]} ms`);
   });
 
+  it("while the Lease cannot reach the API server the watches wait for it: the return meets the renewal first, then the relists", async () => {
+    const r = rig();
+    r.kubelet.start();
+    await r.time.advance(20_000);
+    // Every connection accepted and dropped (a balancer with no server behind), so every attempt is seen.
+    const watchGets = (from: number) => r.host.requests.slice(from).filter((q) => q.startsWith("GET ") && !q.startsWith("GET /apis/coordination.k8s.io/")).length;
+    r.api.fail(() => true, { drop: true }, 1_000_000);
+    await r.time.until(() => r.kubelet.lease.failing, 15_000, "the outage noticed");
+    await r.time.advance(7_000); // the watches' last attempts of their own
+    const during = r.host.requests.length;
+    await r.time.advance(60_000);
+    // Each watch's own backoff (100 ms doubling to 7 s) would make about eight attempts a minute.
+    const held = watchGets(during);
+    process.stdout.write(`      ${held} watch requests in a minute of the Lease failing (four watches)\n`);
+    assert.ok(held <= 4, `${held} watch requests while the Lease was failing`);
+    r.api.faults.length = 0;
+    const back = r.host.requests.length;
+    await r.time.until(() => !r.kubelet.lease.failing, 10_000, "the renewal after the return");
+    await r.time.until(() => r.kubelet.nodeWatch.watching && r.kubelet.podWatch.watching, 5_000, "the watches back");
+    const after = r.host.requests.slice(back);
+    const firstRenewal = after.findIndex((q) => q.startsWith("PATCH /apis/coordination.k8s.io/"));
+    const firstWatch = after.findIndex((q) => q.startsWith("GET ") && !q.startsWith("GET /apis/coordination.k8s.io/"));
+    assert.ok(firstRenewal >= 0 && firstWatch > firstRenewal, `the renewal first (request ${firstRenewal}), the watches after (request ${firstWatch})`);
+    await r.kubelet.stop();
+  });
+
   it("a path that accepts connections but answers nothing useful is probed less and less often", async () => {
     const r = rig();
     r.kubelet.start();
