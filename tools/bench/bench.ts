@@ -7,7 +7,10 @@ import { VirtualTime, createVirtualHost } from "../../hosts/virtual/host";
 import { HttpConnection } from "../../modules/http/connection";
 import { startControlPlane } from "../controlplane/launcher";
 import { fleetNames, limiter, localTarget, runFleetStep } from "../fleet/fleet";
+import { apiServerReturn } from "../fleet/return";
 import { runVirtualFleet, type VirtualFleetStep } from "../fleet/virtual";
+import type { Kubelet } from "../../modules/kubelet/kubelet";
+import type { CountingProxy } from "./proxy";
 import { scenarios } from "../scenarios/index";
 import { recoveryBenchmark, recoveryNames } from "./recovery";
 import { buildResults, writeReport, type Check, type Cluster } from "./results";
@@ -25,6 +28,8 @@ const argValue = (name: string) => {
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const scripted: Record<string, number> = {};
+/** The fleet step whose window is followed by a kube-apiserver restart (tools/fleet/return.ts). */
+const RETURN_BOARDS = 1000;
 
 // Wire cost in steady state (scripted API, ten virtual minutes, 22-character static token), counted
 // as the bytes the agent writes to its sockets (before TLS), once over HTTP/1.1 and once over h2.
@@ -99,7 +104,12 @@ if (!process.argv.includes("--no-cluster") && !process.argv.includes("--no-wire"
     const target = await localTarget(cp, names);
     for (const count of sweep) {
       progress(`fleet: ${count} boards`);
-      const step = await runFleetStep(target, { count, windowSeconds: 60, progress: (l) => progress(`[fleet ${count}] ${l}`) });
+      // At 1000 boards, after the window: kube-apiserver restarted, and the herd that meets its return measured.
+      const afterWindow =
+        count === RETURN_BOARDS
+          ? async (kubelets: Kubelet[], proxy: CountingProxy) => void (cluster.apiServerReturn = await apiServerReturn(cp, kubelets, proxy, { downMs: 5000, progress: (l) => progress(`[fleet ${count}] ${l}`) }))
+          : undefined;
+      const step = await runFleetStep(target, { count, windowSeconds: 60, progress: (l) => progress(`[fleet ${count}] ${l}`), afterWindow });
       cluster.fleet.push(step);
       progress(`fleet: ${count} boards: lateness p99 ${step.latenessMs.p99} ms; busiest ${limiter(step)}`);
       if (step.latenessMs.p99 >= 1000 || step.readyAtEnd < step.count) break;

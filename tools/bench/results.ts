@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { FLEET_COLUMNS, fleetRow, limiter, type FleetStep } from "../fleet/fleet";
 import { VIRTUAL_COLUMNS, virtualRow, type VirtualFleetStep } from "../fleet/virtual";
+import { RETURN_COLUMNS, returnRow, type ReturnResult } from "../fleet/return";
 import { table } from "../util/table";
 import type { RecoveryResult } from "./recovery";
 import { barChart, lineChart } from "./svg";
@@ -23,6 +24,7 @@ export interface Cluster {
   wire?: WireResult;
   recovery?: RecoveryResult;
   fleet?: FleetStep[];
+  apiServerReturn?: ReturnResult;
 }
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -79,6 +81,10 @@ export function buildResults(input: {
       memoryPerAgentBytes: best?.memoryPerAgentBytes.rss,
       limitedBy: fleet.length ? limiter(fleet[fleet.length - 1]) : undefined,
       virtual: input.virtual,
+      apiServerReturn: cluster.apiServerReturn && {
+        how: "after the 1000-board step's window, kube-apiserver restarted (SIGTERM, down 5 s, started again on the same etcd); the return is the first moment a direct read (GET /version every 50 ms) answers again; per board that missed a renewal, the time from the return to its first good renewal, when that renewal's request was sent and how long the API server took to answer it; connections accepted at the counting proxy (probes and TLS connections)",
+        ...cluster.apiServerReturn,
+      },
     },
     checks: input.checks.map((c) => ({ ...c, ok: c.max === undefined || c.value <= c.max })),
   };
@@ -214,6 +220,19 @@ export function writeReport(r: Results): void {
       ``,
     );
   } else md.push(`Not run (\`--no-cluster\`).`, ``);
+  const ret = r.fleet.apiServerReturn;
+  if (ret) {
+    md.push(
+      `### A returning API server`,
+      ``,
+      `${ret.how}.`,
+      ``,
+      table(RETURN_COLUMNS, [returnRow(ret)]),
+      ``,
+      `A request sent before the return is one a board had already on its way when the API server began answering (its reconnect probe found the port open and the renewal waited there); the answer time is the API server's. \`npm run fleet -- --count N --restart-apiserver SECONDS\` repeats it at any size.`,
+      ``,
+    );
+  }
   md.push(`\`npm run fleet -- --count N\` runs one step against the local control plane, \`--kubeconfig FILE\` against any cluster (a client certificate per board through the CSR API), \`--sweep 10,100,…\` steps until the p99 reaches 1 s.`, ``);
   md.push(`### In virtual time`, ``, `The same agents on the virtual host, all against one scripted API on one virtual clock (\`npm run fleet -- --virtual --count N\`): deterministic, no TLS (bytes are before TLS), no network latency; what it shows is the agents' own memory and what a board-minute costs to simulate.`, ``);
   md.push(table(VIRTUAL_COLUMNS, r.fleet.virtual.map(virtualRow)), ``);

@@ -58,6 +58,8 @@ export interface FleetOptions {
   progress?: (line: string) => void;
   /** Set to stop early (Ctrl-C): the step ends, agents stop, what was measured is returned. */
   signal?: AbortSignal;
+  /** After the window, the agents still running: the API server's return (tools/fleet/return.ts). */
+  afterWindow?: (kubelets: Kubelet[], proxy: CountingProxy) => Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -93,6 +95,8 @@ export async function runFleetStep(target: FleetTarget, options: FleetOptions): 
   let measuring = false;
   let failures = 0;
   let warnings = 0;
+  // Every warning by kind (board names and numbers taken out): the step's end says what went wrong, not only the first ten.
+  const kinds = new Map<string, number>();
   const stopped = () => options.signal?.aborted === true;
   gc();
   const before = process.memoryUsage();
@@ -108,6 +112,8 @@ export async function runFleetStep(target: FleetTarget, options: FleetOptions): 
         mac: `02:f1:ee:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`,
         log: (level, message) => {
           if (level !== "warn" && level !== "error") return;
+          const kind = `${level}: ${message.split(name).join("<board>").replace(/\d+/g, "N")}`.slice(0, 200);
+          if (kinds.size < 50 || kinds.has(kind)) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
           if (++warnings <= 10) progress(`${name}: ${level}: ${message}`);
           else if (warnings === 11) progress("(further agent warnings are counted, not shown)");
         },
@@ -169,6 +175,7 @@ export async function runFleetStep(target: FleetTarget, options: FleetOptions): 
     const cpu = process.cpuUsage(cpu0);
     const api1 = target.cp?.pids ? procStat(target.cp.pids()["kube-apiserver"] ?? 0) : undefined;
     const etcd1 = target.cp?.pids ? procStat(target.cp.pids().etcd ?? 0) : undefined;
+    if (options.afterWindow && !stopped()) await options.afterWindow(kubelets, proxy);
     const sorted = lateness.slice().sort((a, b) => a - b);
     const regSorted = registeredMs.slice().sort((a, b) => a - b);
     const share = (a?: { cpuSeconds: number }, b?: { cpuSeconds: number }) => (a && b ? Math.round((100 * (b.cpuSeconds - a.cpuSeconds)) / seconds) : undefined);
@@ -190,6 +197,7 @@ export async function runFleetStep(target: FleetTarget, options: FleetOptions): 
       handshakesPerAgentPerHour: Math.round(((wire.connections / n) * 3600 * 100) / seconds) / 100,
     };
   } finally {
+    if (warnings) progress(`${warnings} agent warnings; the most common:\n${[...kinds].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, c]) => `  ${c} × ${k}`).join("\n")}`);
     progress(`stopping ${kubelets.length} agents`);
     await Promise.all(kubelets.map((k) => k.stop().catch(() => undefined)));
     await proxy.close();

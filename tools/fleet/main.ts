@@ -12,6 +12,9 @@ import { clusterRequest, fromKubeconfig } from "../kube/connection";
 import { adminApi, applyNodeRbac, nodeClientCertificate } from "../provision/provision";
 import { FLEET_COLUMNS, fleetNames, fleetRow, limiter, localTarget, runFleetStep, type FleetStep, type FleetTarget } from "./fleet";
 import { table } from "../util/table";
+import type { Kubelet } from "../../modules/kubelet/kubelet";
+import type { CountingProxy } from "../bench/proxy";
+import { apiServerReturn, RETURN_COLUMNS, returnRow, type ReturnResult } from "./return";
 
 const USAGE = `usage: npm run fleet -- [options]
   --count N            boards (default 10)
@@ -22,6 +25,9 @@ const USAGE = `usage: npm run fleet -- [options]
                        approve CSRs and to apply deploy/node-settings.yaml); Nodes are deleted
                        at the end unless --keep-nodes
   --prefix NAME        node names NAME-1 … NAME-N (default fleet)
+  --restart-apiserver SECONDS
+                       after each step's window, restart the local kube-apiserver (down SECONDS)
+                       and measure the herd that meets it on its return (local control plane only)
   --virtual            virtual time and the scripted API instead (no cluster; --minutes M, default 10)
   --json FILE          write the steps as JSON too`;
 
@@ -32,6 +38,7 @@ const OPTIONS = {
   ramp: { type: "string", default: "40" },
   kubeconfig: { type: "string" },
   prefix: { type: "string", default: "fleet" },
+  "restart-apiserver": { type: "string" },
   "keep-nodes": { type: "boolean" },
   virtual: { type: "boolean" },
   minutes: { type: "string", default: "10" },
@@ -60,6 +67,11 @@ const positive = (what: string, v: string) => {
 };
 const counts = (values.sweep ?? values.count!).split(",").map((v) => positive(values.sweep ? "--sweep" : "--count", v.trim()));
 const log = (line: string) => console.log(`[fleet] ${line}`);
+const restartDownMs = values["restart-apiserver"] === undefined ? undefined : positive("--restart-apiserver", values["restart-apiserver"]) * 1000;
+if (restartDownMs !== undefined && values.kubeconfig) {
+  console.error(`fleet: --restart-apiserver restarts the local control plane's kube-apiserver; it cannot be used with --kubeconfig\n\n${USAGE}`);
+  process.exit(2);
+}
 
 if (values.virtual) {
   const { runVirtualFleet, VIRTUAL_COLUMNS, virtualRow } = await import("./virtual");
@@ -102,11 +114,13 @@ if (values.kubeconfig) {
 }
 
 const steps: FleetStep[] = [];
+const returns: ReturnResult[] = [];
 try {
   for (const count of counts) {
     if (abort.signal.aborted) break;
     log(`— ${count} boards —`);
-    const step = await runFleetStep(target, { count, windowSeconds: positive("--window", values.window!), rampPerSecond: positive("--ramp", values.ramp!), prefix: values.prefix, progress: log, signal: abort.signal });
+    const afterWindow = restartDownMs === undefined || !cp ? undefined : async (kubelets: Kubelet[], proxy: CountingProxy) => void returns.push(await apiServerReturn(cp!, kubelets, proxy, { downMs: restartDownMs, progress: log }));
+    const step = await runFleetStep(target, { count, windowSeconds: positive("--window", values.window!), rampPerSecond: positive("--ramp", values.ramp!), prefix: values.prefix, progress: log, signal: abort.signal, afterWindow });
     steps.push(step);
     log(`${count} boards: lateness p99 ${step.latenessMs.p99} ms; busiest: ${limiter(step)}`);
     if (values.sweep && (step.latenessMs.p99 >= 1000 || step.readyAtEnd < step.count)) {
@@ -125,7 +139,8 @@ try {
 }
 
 console.log(`\n${table(FLEET_COLUMNS, steps.map(fleetRow))}`);
+if (returns.length) console.log(`\nkube-apiserver restarted after each window:\n${table(RETURN_COLUMNS, returns.map(returnRow))}`);
 const under = steps.filter((s) => s.latenessMs.p99 < 1000 && s.readyAtEnd === s.count).map((s) => s.count);
 console.log(`\nlargest fleet with p99 renewal lateness under 1 s: ${under.length ? Math.max(...under) : "none"} (${cp ? "local control plane, this machine" : values.kubeconfig})`);
-if (values.json) writeFileSync(values.json, JSON.stringify(steps, null, 2));
+if (values.json) writeFileSync(values.json, JSON.stringify(returns.length ? { steps, returns } : steps, null, 2));
 process.exit(0);
