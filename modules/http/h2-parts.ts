@@ -32,6 +32,12 @@ export const H2_LIMITS = Object.freeze({
    * only the answer (frames queued ahead of it at a busy server), so only true silence drops one.
    */
   pingTimeoutMs: 2000,
+  /**
+   * A check whose timer fired this much late found the host busy (a fleet's event loop, a board
+   * busy in a handshake): bytes may be waiting unread behind it (timers run before socket
+   * callbacks), so before "dead" it looks once more after the host's pending I/O has run.
+   */
+  lateCheckMs: 250,
 });
 
 /** The peer does not speak HTTP/2: safe to send the same requests over HTTP/1.1. */
@@ -133,6 +139,7 @@ export class Liveness {
   #dueAt = 0;
   #seq = 0;
   #stopped = false;
+  #rechecked = false;
 
   constructor(host: Host, send: (frame: Uint8Array) => void, waiting: () => boolean, dead: (message: string) => void) {
     this.#host = host;
@@ -179,8 +186,20 @@ export class Liveness {
 
   #check(): void {
     const now = this.#host.monotonic();
+    const late = now - this.#dueAt >= H2_LIMITS.lateCheckMs;
     if (this.#pingSentAt >= 0) {
       const quiet = now - Math.max(this.#pingSentAt, this.#lastHeard);
+      if (quiet >= H2_LIMITS.pingTimeoutMs && late && !this.#rechecked) {
+        // A zero-delay timer runs after the I/O the host has pending: what arrived meanwhile is heard first.
+        this.#rechecked = true;
+        this.#dueAt = now;
+        this.#timer = this.#host.setTimer(() => {
+          this.#timer = undefined;
+          this.#check();
+        }, 0);
+        return;
+      }
+      this.#rechecked = false;
       if (quiet >= H2_LIMITS.pingTimeoutMs) return this.#dead(`no answer to a PING, nor anything else, within ${H2_LIMITS.pingTimeoutMs / 1000} s: the connection is dead`);
       return this.arm(H2_LIMITS.pingTimeoutMs - quiet);
     }

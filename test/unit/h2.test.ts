@@ -7,6 +7,7 @@ import { H2_LIMITS, Http2Connection, StreamFlow } from "../../modules/http/h2";
 import { CancelToken, type HttpResponse } from "../../modules/http/types";
 import { HttpError } from "../../modules/http/parser";
 import { FrameType } from "../../modules/http/frames";
+import { Liveness } from "../../modules/http/h2-parts";
 import { WallClock } from "../../modules/time/clock";
 import { VirtualTime, createVirtualHost, type Http2PeerOptions, type ScriptedHandler, type ScriptedStream } from "../../hosts/virtual/host";
 import type { SocketEvents } from "../../modules/host";
@@ -138,6 +139,52 @@ describe("HTTP/2 client", () => {
     assert.match(slow.error!.message, /no answer to a PING, nor anything else, within 2 s/);
     assert.equal(host.connections, 1);
     conn.close();
+  });
+
+  it("a liveness check that fires late (a busy host) looks again after the pending I/O before calling the connection dead", () => {
+    // Timers run before socket callbacks: after the host was busy for seconds, the PING's answer can
+    // be waiting unread while the check's timer fires. A 1000-board fleet on one event loop dropped
+    // thousands of healthy connections that way.
+    let now = 0;
+    const timers: { fn: () => void; at: number }[] = [];
+    const host = {
+      monotonic: () => now,
+      setTimer: (fn: () => void, ms: number) => {
+        const t = { fn, at: now + ms };
+        timers.push(t);
+        return t;
+      },
+      clearTimer: (t: unknown) => {
+        const i = timers.indexOf(t as never);
+        if (i >= 0) timers.splice(i, 1);
+      },
+    } as never;
+    const fire = () => timers.shift()!.fn();
+    const run = (answer: boolean) => {
+      const dead: string[] = [];
+      let pings = 0;
+      const live = new Liveness(host, () => pings++, () => true, (m) => dead.push(m));
+      now = 0;
+      timers.length = 0;
+      live.heard();
+      live.arm(H2_LIMITS.pingAfterMs);
+      now = H2_LIMITS.pingAfterMs;
+      fire();
+      assert.equal(pings, 1, "a PING after a second of silence");
+      now += H2_LIMITS.pingTimeoutMs + 5000; // the host was busy for 5 s more than the timeout
+      fire();
+      assert.equal(dead.length, 0, "not dead before the pending I/O ran");
+      assert.equal(timers.length, 1);
+      if (answer) {
+        live.heard();
+        live.answered();
+      }
+      fire();
+      live.stop();
+      return dead;
+    };
+    assert.deepEqual(run(true), [], "the answer was waiting: alive");
+    assert.match(run(false)[0] ?? "", /no answer to a PING/, "nothing was waiting: dead");
   });
 
   it("pings an idle connection every 30 s", async () => {
