@@ -21,11 +21,20 @@ export const DEFAULTS = Object.freeze({
 /**
  * The one retry policy every loop uses (node, lease, status; later watches and pods), chosen by the
  * kind of failure: network and API errors retry fast and level off at 7 s; an auth rejection
- * (401/403) will not fix itself in a second, so it backs off to 5 min (picokubelet hammered, B7).
+ * (401/403) or a refused server certificate will not fix itself in a second, so each backs off to
+ * 5 min (picokubelet hammered, B7).
  */
 export const RETRY = Object.freeze({
   normal: Object.freeze({ initialMs: 100, maxMs: 7000 }),
   auth: Object.freeze({ initialMs: 10_000, maxMs: 300_000 }),
+  /**
+   * The API server's certificate refused (wrong CA, wrong name, expired): no more fixable in seconds
+   * than a 401, and each try is a full handshake (about a second of the board's CPU), so it backs
+   * off to the auth cap. It starts shorter than auth: a certificate that is wrong only for a moment
+   * (a balancer's placeholder while its backend restarts, an impersonator that went away) must cost
+   * no Lease — three tries fit in a 40 s Lease — and the Lease is back on the next try once it verifies.
+   */
+  certificate: Object.freeze({ initialMs: 5_000, maxMs: 300_000 }),
   /** ± fraction of each delay, at random, so a fleet does not retry in step. */
   jitter: 0.1,
   /**
@@ -33,6 +42,7 @@ export const RETRY = Object.freeze({
    * random), and a renewal as soon as one succeeds — the node is back within about a second of the
    * API server's return instead of waiting out the backoff. Each probe-triggered renewal that still
    * fails doubles the probe interval, up to probeMaxMs (a balancer that accepts with no server behind).
+   * Not after a refused certificate: a connect says nothing about the certificate (see lease.ts).
    */
   probeMs: 1000,
   probeMaxMs: 8000,

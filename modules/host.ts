@@ -26,6 +26,22 @@ export interface ConnectTarget {
   alpn?: string[];
 }
 
+/**
+ * How a host says that its TLS refused the server's certificate — it did not chain to the CA, did
+ * not carry serverName, was expired or not yet valid, or was otherwise untrusted — as opposed to any
+ * other failure (a refused connect, a reset, a fatal alert): onClose(CERTIFICATE_REJECTED + reason).
+ * The reason names the check that failed and, where the host knows them, the name expected and the
+ * subject (issuer, validity) the server presented. A string, not a type: the Moddable hosts pass strings.
+ * The core treats it apart (see certificateRejection's callers): the network works, the peer is not
+ * who the agent trusts, and retrying within seconds will not change that.
+ */
+export const CERTIFICATE_REJECTED = "server certificate rejected: ";
+
+/** The reason when a socket's onClose error is a CERTIFICATE_REJECTED one; undefined for any other. */
+export function certificateRejection(error: string | undefined): string | undefined {
+  return error !== undefined && error.startsWith(CERTIFICATE_REJECTED) ? error.slice(CERTIFICATE_REJECTED.length) : undefined;
+}
+
 export interface SocketEvents {
   /**
    * The connection is established (TLS handshake done) and writable. protocol: the ALPN protocol
@@ -34,7 +50,7 @@ export interface SocketEvents {
   onConnect(protocol?: string): void;
   /** Bytes arrived. The buffer may be reused by the host after the call returns. */
   onData(bytes: Uint8Array): void;
-  /** The connection ended (error message when it failed). Called at most once. */
+  /** The connection ended (error message when it failed; CERTIFICATE_REJECTED … for a refused certificate). Called at most once. */
   onClose(error?: string): void;
 }
 

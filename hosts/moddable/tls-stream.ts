@@ -12,7 +12,8 @@
 //     readable again only when new bytes arrive, so nothing may be left for later); a partial
 //     record stays buffered in the session until the rest comes;
 //   - runs every TCP callback inside try/catch: what the TLS code throws (a rejected certificate, a
-//     fatal alert, a failed MAC) closes the stream and goes to onError, never back into C;
+//     fatal alert, a failed MAC) closes the stream and goes to onError, never back into C — a
+//     rejected certificate as the host contract's CERTIFICATE_REJECTED string, with the reason;
 //   - splits writes into records of at most 16384 bytes that fit what the socket accepts, keeping
 //     the rest until it reports room;
 //   - ends with a close_notify where the session is intact.
@@ -20,6 +21,7 @@
 /// <reference path="./types/ssl-session.d.ts" />
 import TCP from "embedded:io/socket/tcp";
 import Session, { type SessionOptions, type SessionSocket } from "ssl/session";
+import { CERTIFICATE_REJECTED } from "../../modules/host";
 import { busy } from "./runtime";
 import { RECORD_OVERHEAD, closeQuietly, drainRecords, flushRecords, stepHandshake, wireOf } from "./tls-record";
 
@@ -46,9 +48,10 @@ export interface TLSStreamOptions {
   /** After onConnect: room for `count` more plaintext bytes. */
   onWritable(count: number): void;
   /**
-   * The stream has ended and is closed; nothing follows. error: what the TLS code threw (a
-   * rejected certificate, a fatal alert from the server, a bad record); undefined when the TCP
-   * connection failed or ended, or the server closed the session with close_notify.
+   * The stream has ended and is closed; nothing follows. error: what the TLS code threw (a fatal
+   * alert from the server, a bad record), or for a rejected certificate the string
+   * CERTIFICATE_REJECTED + why; undefined when the TCP connection failed or ended, or the server
+   * closed the session with close_notify.
    */
   onError(error?: unknown): void;
 }
@@ -122,9 +125,18 @@ export default class TLSStream {
       try {
         busy(() => fn(...args)); // the handshake's crypto is most of the agent's CPU time
       } catch (e) {
-        this.#fail(e ?? new Error("TLS failure"));
+        this.#fail(this.#rejected() ?? e ?? new Error("TLS failure"));
       }
     };
+  }
+
+  /**
+   * The handshake refused the server's certificate: CERTIFICATE_REJECTED and why, as the certificate
+   * manager recorded it (the handshake itself throws only "certificate: auth err").
+   */
+  #rejected(): string | undefined {
+    const why = this.#ready ? undefined : this.#session?.certificateManager?.rejection;
+    return why === undefined ? undefined : CERTIFICATE_REJECTED + why;
   }
 
   #onWritable(count: number): void {

@@ -8,14 +8,15 @@
 // Exceptions: the SDK calls socket callbacks from C inside xsBeginHost, where a throw aborts the
 // whole program (the simulator quits, the board resets). Every callback here runs inside
 // try/catch, and the TLS stream guards its own TCP callbacks the same way: a failed handshake
-// (certificate checks included) or a bad record becomes onClose("TLS: …"), not an abort.
+// (certificate checks included) or a bad record becomes onClose("TLS: …") — a refused server
+// certificate onClose(CERTIFICATE_REJECTED + why) — not an abort.
 import TCP from "embedded:io/socket/tcp";
 import Resolver from "embedded:network/dns/resolver/udp";
 import UDP from "embedded:io/socket/udp";
 import Timer from "timer";
 import { busy } from "./runtime";
 import TLSStream from "./tls-stream";
-import type { ConnectTarget, HostSocket, LogLevel, SocketEvents } from "../../modules/host";
+import { CERTIFICATE_REJECTED, certificateRejection, type ConnectTarget, type HostSocket, type LogLevel, type SocketEvents } from "../../modules/host";
 
 /** What both socket kinds offer once connected: write returns the room left. */
 interface RawSocket {
@@ -209,8 +210,11 @@ function copy(bytes: Uint8Array): ArrayBuffer {
   return bytes.slice().buffer as ArrayBuffer;
 }
 
+/** What the TLS stream or the session threw, for onClose: a refused certificate as the host contract marks it. */
 function tlsError(e: unknown): string {
   const text = message(e);
-  if (/auth err|certificate|date validation/i.test(text)) return `TLS: server certificate rejected (${text}); check the cluster CA and server name`;
+  if (certificateRejection(text) !== undefined) return text; // the stream named the reason
+  // The SDK's own certificate manager (not the project's ssl/cert) gives no reason, only these.
+  if (/certificate: auth err|date validation/i.test(text)) return `${CERTIFICATE_REJECTED}the TLS stack refused it (${text})`;
   return `TLS: ${text}`;
 }

@@ -12,7 +12,7 @@ import { getHeapStatistics } from "node:v8";
 import { ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "../virtual/gpio";
 import { tapped } from "../log-tap";
-import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents } from "../../modules/host";
+import { CERTIFICATE_REJECTED, type GpioPort, type BoardFacts, type ConnectTarget, type HeapFigures, type Host, type HostSocket, type Listener, type ListenOptions, type LogLevel, type NetworkFacts, type PeerInfo, type ServerEvents, type ServerSocket, type SocketEvents } from "../../modules/host";
 
 export interface NodeHostOptions {
   name?: string;
@@ -126,6 +126,7 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
         closed = true;
         events.onClose(error);
       };
+      let rejected: ((err: Error) => string | undefined) | undefined;
       if (target.tls) {
         const tls = target.tls;
         const serverName = tls.serverName;
@@ -142,6 +143,7 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
           maxVersion: "TLSv1.2", // what the board's TLS stack speaks: test the same protocol
           ALPNProtocols: target.alpn,
         });
+        if (tls.verify) rejected = certificateRejected(socket as TLSSocket);
         socket.once("secureConnect", () => {
           localAddress = socket.localAddress ?? localAddress;
           const chosen = (socket as TLSSocket).alpnProtocol;
@@ -156,7 +158,7 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
       }
       socket.setNoDelay(true);
       socket.on("data", (d: Buffer) => events.onData(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
-      socket.on("error", (err) => close(err.message));
+      socket.on("error", (err) => close(rejected?.(err) ?? err.message));
       socket.on("close", () => close());
       socket.on("end", () => socket.end());
       return {
@@ -197,6 +199,33 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
     log: tapped(options.log ?? defaultLog),
   };
   return host;
+}
+
+/**
+ * Tells a refused server certificate from other errors, as the host contract asks (CERTIFICATE_REJECTED).
+ * node:tls finishes the handshake, then checks the chain and the name (our checkServerIdentity); a
+ * failure sets authorizationError (UNABLE_TO_VERIFY_LEAF_SIGNATURE, SELF_SIGNED_CERT_IN_CHAIN,
+ * CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID …) and destroys the socket with that error. The
+ * certificate is gone by then, so it is read when the handshake is done, just before that check.
+ */
+function certificateRejected(socket: TLSSocket): (err: Error) => string | undefined {
+  let seen = "";
+  socket.prependOnceListener("secure", () => {
+    const cert = socket.getPeerCertificate();
+    if (cert?.subject) seen = `; the server presented ${dn(cert.subject)}, issued by ${dn(cert.issuer)}, valid ${cert.valid_from} to ${cert.valid_to}`;
+  });
+  return (err) => {
+    if (!socket.authorizationError) return undefined;
+    const code = (err as { code?: string }).code;
+    return `${CERTIFICATE_REJECTED}${err.message}${code ? ` (${code})` : ""}${seen}`;
+  };
+}
+
+/** "CN=…, O=…" of a certificate's subject or issuer as node:tls gives it. */
+function dn(name: Record<string, string | string[] | undefined> | undefined): string {
+  return Object.entries(name ?? {})
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : v}`)
+    .join(", ");
 }
 
 /** The subject's CN and O of a verified client certificate (node:tls gives a string or an array). */

@@ -367,6 +367,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
 /** Which retry policy a failure calls for. */
 export function failureKind(err: unknown): FailureKind {
   if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return "auth";
+  if (err instanceof HttpError && err.kind === "certificate") return "certificate";
   if (err instanceof HttpError && err.kind !== "protocol") return "network";
   return "api";
 }

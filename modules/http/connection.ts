@@ -5,7 +5,7 @@
 // bounded by maxHeaderBytes + keepBody whatever the server sends.
 import { DEFAULTS } from "../defaults";
 import type { ConnectTarget, Host, HostSocket, SocketEvents } from "../host";
-import { HttpError, HttpParser } from "./parser";
+import { HttpError, HttpParser, socketClosedError } from "./parser";
 import { authority, type HttpConnectionOptions, type HttpRequest, type HttpResponse, type HttpStats, type HttpTransport } from "./types";
 
 export { HttpError, type HttpErrorKind } from "./parser";
@@ -229,8 +229,7 @@ export class HttpConnection implements HttpTransport {
       this.#connect();
       return;
     }
-    const where = `${this.#target.host}:${this.#target.port}`;
-    this.#fail(new HttpError("network", wasOpen ? `connection to ${where} lost${error ? `: ${error}` : ""}` : `cannot connect to ${where}${error ? `: ${error}` : ""}`));
+    this.#fail(socketClosedError(`${this.#target.host}:${this.#target.port}`, wasOpen, error));
   }
 
   #fail(error: HttpError): void {

@@ -13,7 +13,7 @@ import {
 import { FrameWriter, H2_LIMITS, HeaderBlock, Http2Unsupported, Liveness, requestFields, type Exchange } from "./h2-parts";
 import { H2Stream, type StreamHooks } from "./h2-stream";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack";
-import { HttpError } from "./parser";
+import { HttpError, socketClosedError } from "./parser";
 import type { HttpStats } from "./types";
 
 export interface SessionEvents {
@@ -403,7 +403,7 @@ export class Http2Session {
   #onClose(error?: string): void {
     if (this.#closed) return;
     this.#socket = undefined;
-    this.#lost(this.#open ? `connection to ${this.#where()} lost${error ? `: ${error}` : ""}` : `cannot connect to ${this.#where()}${error ? `: ${error}` : ""}`);
+    this.#fail(socketClosedError(this.#where(), this.#open, error));
   }
 
   #lost(message: string): void {

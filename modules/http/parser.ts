@@ -5,8 +5,13 @@
 // bounded by maxHeaderBytes + keepBody whatever the peer sends; body bytes beyond keepBody are
 // counted and dropped (drained), never buffered.
 
-/** network: no answer or the connection broke; timeout; protocol: the peer broke HTTP; cancelled: by the caller. */
-export type HttpErrorKind = "network" | "timeout" | "protocol" | "cancelled";
+import { certificateRejection } from "../host";
+
+/**
+ * network: no answer or the connection broke; certificate: the host's TLS refused the server's
+ * certificate (CERTIFICATE_REJECTED); timeout; protocol: the peer broke HTTP; cancelled: by the caller.
+ */
+export type HttpErrorKind = "network" | "certificate" | "timeout" | "protocol" | "cancelled";
 
 export class HttpError extends Error {
   kind: HttpErrorKind;
@@ -14,6 +19,13 @@ export class HttpError extends Error {
     super(message);
     this.kind = kind;
   }
+}
+
+/** What a client socket's onClose(error) means for the requests on it, naming `where` it went. */
+export function socketClosedError(where: string, wasOpen: boolean, error?: string): HttpError {
+  const reason = certificateRejection(error);
+  if (reason !== undefined) return new HttpError("certificate", `the API server's certificate (${where}) was rejected: ${reason}`);
+  return new HttpError("network", `${wasOpen ? `connection to ${where} lost` : `cannot connect to ${where}`}${error ? `: ${error}` : ""}`);
 }
 
 export type MessageKind = "response" | "request";

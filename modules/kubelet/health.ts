@@ -16,6 +16,15 @@ const REMIND_EVERY = 30;
 /** API errors (not auth, not network) in a row on one step before the LED shows Warning. */
 const API_ERRORS_FOR_WARNING = 3;
 
+/** The credentials, or the API server's certificate, were refused: retrying alone will not fix it. */
+const needsPerson = (kind: FailureKind) => kind === "auth" || kind === "certificate";
+
+/** What to check, appended to the failure's line where the failure itself does not say. */
+function hint(kind: FailureKind, err: unknown): string {
+  if (kind === "certificate") return " — check the CA bundle and the server name in the config";
+  return kind === "auth" && (err as { status?: number }).status === 401 ? " — the token or client certificate is not accepted; check the credentials" : "";
+}
+
 export interface LedInputs {
   /** Stopping or stopped: the LED goes dark. */
   stopping: boolean;
@@ -37,12 +46,11 @@ export class HealthLedger {
 
   failure(what: string, err: unknown): FailureKind {
     const kind = failureKind(err);
-    const hint = kind === "auth" && (err as { status?: number }).status === 401 ? " — the token or client certificate is not accepted; check the credentials" : "";
-    const line = `${what} failed: ${describeError(err)}${hint}`;
+    const line = `${what} failed: ${describeError(err)}${hint(kind, err)}`;
     const standing = this.#standing.get(what);
     if (!standing || standing.line !== line) {
       this.#standing.set(what, { kind, line, repeats: 1 });
-      this.#log(kind === "auth" ? "error" : "warn", line);
+      this.#log(needsPerson(kind) ? "error" : "warn", line);
     } else if (++standing.repeats % REMIND_EVERY === 0) {
       this.#log("warn", `still failing after ${standing.repeats} attempts: ${line}`);
     }
@@ -82,7 +90,8 @@ export class HealthLedger {
   led(inputs: LedInputs): LedState {
     if (inputs.stopping) return "off";
     if (this.#standing.size === 0) return !inputs.connected ? "disconnected" : inputs.healthy ? "healthy" : "connecting";
-    if (this.#any((s) => s.kind === "auth")) return "warning";
+    // The network works but a person must act (credentials, or the CA and server name): Warning.
+    if (this.#any((s) => needsPerson(s.kind))) return "warning";
     if (this.#any((s) => s.kind === "network") || !inputs.connected) return "disconnected";
     if (this.#any((s) => s.kind === "api" && s.repeats >= API_ERRORS_FOR_WARNING)) return "warning";
     return inputs.healthy ? "healthy" : "connecting";

@@ -1,7 +1,7 @@
 // Keeps the node's Lease in kube-node-lease renewed: every 0.25 × duration (10 s for 40 s) with up to
 // 4 % jitter, measured after each renewal, as the kubelet does. A deleted Lease is created again; a
-// failure is retried with the shared policy: quickly, an auth rejection slowly (picokubelet hammered
-// 401s, B7).
+// failure is retried with the shared policy: quickly, an auth rejection or a refused server
+// certificate slowly (picokubelet hammered 401s, B7).
 import { toApiError } from "../api/client";
 import { DEFAULTS } from "../defaults";
 import { leaseBody, leaseOwnerPatch, leaseRenewPatch } from "../k8s/bodies";
@@ -169,6 +169,9 @@ export class LeaseReconciler {
       const kind = this.#ctx.failure("renewing the Lease", err);
       this.#loop.schedule(this.#retry.next(kind, err));
       if (kind === "network") this.#startProbe();
+      // A refused certificate: the TCP connect succeeds whatever certificate is behind it, so a probe
+      // would only turn the certificate backoff into a full handshake every second or so.
+      else if (kind === "certificate") this.#stopProbe();
       return false;
     }
     this.renewing = false;

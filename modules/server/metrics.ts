@@ -3,6 +3,7 @@
 // plain numbers updated in place, and a scrape renders the whole registry as one string. Numbers are
 // written as Go's strconv.FormatFloat(v, 'g', -1, 64) writes them (client_golang, so the kubelet),
 // e.g. 1.616273408e+09: what the cluster's scrapers already see from real kubelets.
+import type { FailureKind } from "../util/retry";
 
 /** The exposition format's Content-Type (the kubelet's and client_golang's). */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -261,7 +262,7 @@ export class MetricsRegistry {
 /** The agent's own figures (the lead wires the values): names, help and label sets in one place. */
 export interface AgentMetrics {
   leaseRenewals: ValueHandle;
-  failures: { auth: ValueHandle; network: ValueHandle; api: ValueHandle };
+  failures: Record<FailureKind, ValueHandle>;
   apiRequestDuration: HistogramHandle;
   apiBytes: { sent: ValueHandle; received: ValueHandle };
   tlsHandshakes: ValueHandle;
@@ -284,6 +285,7 @@ export function registerAgentMetrics(registry: MetricsRegistry): AgentMetrics {
       auth: registry.counter("xs_kubelet_failures_total", failures, { kind: "auth" }),
       network: registry.counter("xs_kubelet_failures_total", failures, { kind: "network" }),
       api: registry.counter("xs_kubelet_failures_total", failures, { kind: "api" }),
+      certificate: registry.counter("xs_kubelet_failures_total", failures, { kind: "certificate" }),
     },
     apiRequestDuration: registry.histogram("xs_kubelet_api_request_duration_seconds", "Duration of the agent's requests to the API server, in seconds.", DURATION_BUCKETS),
     apiBytes: {

@@ -3,8 +3,11 @@
 // only on the kind of failure (see RETRY in defaults.ts).
 import { RETRY } from "../defaults";
 
-/** auth: the API server rejected the credentials (401/403); network: no answer; api: any other error. */
-export type FailureKind = "auth" | "network" | "api";
+/**
+ * auth: the API server rejected the credentials (401/403); certificate: the agent rejected the API
+ * server's certificate; network: no answer; api: any other error.
+ */
+export type FailureKind = "auth" | "certificate" | "network" | "api";
 
 export interface BackoffOptions {
   initialMs: number;
@@ -48,10 +51,11 @@ export function retryAfterFloor(err: unknown): number {
   return typeof after === "number" && after > 0 ? Math.min(after, RETRY.retryAfterMaxMs) : 0;
 }
 
-/** One loop's retry state: a fast backoff for network and API errors, a slow one for auth. */
+/** One loop's retry state: a fast backoff for network and API errors, slow ones for auth and certificates. */
 export class RetryPolicy {
   #normal: Backoff;
   #auth: Backoff;
+  #certificate: Backoff;
 
   #random: () => number;
 
@@ -59,6 +63,7 @@ export class RetryPolicy {
     this.#random = random;
     this.#normal = new Backoff(RETRY.normal, random);
     this.#auth = new Backoff(RETRY.auth, random);
+    this.#certificate = new Backoff(RETRY.certificate, random);
   }
 
   /**
@@ -66,7 +71,7 @@ export class RetryPolicy {
    * (an ApiError's retryAfterMs), capped at RETRY.retryAfterMaxMs, with the usual jitter on top.
    */
   next(kind: FailureKind, err?: unknown): number {
-    const delay = (kind === "auth" ? this.#auth : this.#normal).nextDelay();
+    const delay = (kind === "auth" ? this.#auth : kind === "certificate" ? this.#certificate : this.#normal).nextDelay();
     const floor = retryAfterFloor(err);
     if (floor === 0) return delay;
     return Math.max(delay, Math.round(floor * (1 + RETRY.jitter * this.#random())));
@@ -76,5 +81,6 @@ export class RetryPolicy {
   reset(): void {
     this.#normal.reset();
     this.#auth.reset();
+    this.#certificate.reset();
   }
 }

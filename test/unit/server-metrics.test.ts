@@ -143,6 +143,7 @@ describe("metrics", () => {
       "# TYPE xs_kubelet_lease_renewals_total counter",
       "xs_kubelet_lease_renewals_total 1",
       'xs_kubelet_failures_total{kind="auth"} 0',
+      'xs_kubelet_failures_total{kind="certificate"} 0',
       'xs_kubelet_failures_total{kind="network"} 2',
       'xs_kubelet_failures_total{kind="api"} 0',
       "# TYPE xs_kubelet_api_request_duration_seconds histogram",

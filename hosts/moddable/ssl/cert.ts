@@ -18,8 +18,8 @@
 //     Intermediates must carry basicConstraints cA=TRUE. A presented certificate byte-equal to an
 //     anchor is trusted as is.
 //   - `verify: false` skips all of it, as with the SDK.
-// verify() never throws: any failure is traced and returns false, and the handshake then throws
-// TLSError("certificate: auth err").
+// verify() never throws: any failure is traced, kept as `rejection` (why, in words) and returns
+// false, and the handshake then throws TLSError("certificate: auth err").
 //
 // The module is preloaded and frozen: all state lives in instances.
 
@@ -252,6 +252,23 @@ function dnsNameMatches(pattern: string, host: string): boolean {
   return dot > 0 && host.slice(dot) === suffix;
 }
 
+/** The leaf as a rejection names it: subject CN, the names it carries, issuer CN. */
+function describe(p: Parsed): string {
+  const names: string[] = [];
+  for (const { tag, value } of X509.decodeSAN(p.der) ?? []) {
+    if (tag === 2 && typeof value === "string") names.push(value);
+    else if (tag === 7 && typeof value !== "string") names.push(`IP ${ipText(new Uint8Array(value))}`);
+  }
+  return `CN=${commonNames(p.tbs.subject)[0] ?? ""}${names.length ? ` (${names.join(", ")})` : ""}, issued by CN=${commonNames(p.tbs.issuer)[0] ?? ""}`;
+}
+
+function ipText(b: Uint8Array): string {
+  if (b.length === 4) return b.join(".");
+  const groups: string[] = [];
+  for (let i = 0; i + 1 < b.length; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
+  return groups.join(":");
+}
+
 /** The subject's commonName values (string types only). */
 function commonNames(subject: Uint8Array): string[] {
   return attributeValues(subject, OID_COMMON_NAME);
@@ -446,47 +463,44 @@ export default class CertificateManager {
     this.#ownKey = options.clientKey;
   }
 
+  /**
+   * Why verify() last refused the server's chain (which check failed, the name expected, the
+   * subject seen); undefined while it has refused none. The handshake only throws "certificate:
+   * auth err": the TLS stream reads this to tell the host contract why (CERTIFICATE_REJECTED).
+   */
+  rejection: string | undefined;
+
   /** Called by the handshake with the server's chain, leaf first. Never throws. */
   verify(certs: Uint8Array[], options: VerifyOptions): boolean {
     if (!this.#verify) return true;
+    let reason: string | undefined;
     try {
-      return this.#check(certs, options.tls_server_name);
+      reason = this.#check(certs, options.tls_server_name);
     }
     catch (e) {
-      trace(`ssl/cert: cannot verify the certificate chain: ${String(e)}\n`);
-      return false;
+      reason = `it cannot be verified: ${String(e)}`;
     }
+    if (reason === undefined) return true;
+    this.rejection = reason;
+    trace(`ssl/cert: server certificate rejected: ${reason}\n`);
+    return false;
   }
 
-  #check(certs: Uint8Array[], serverName: string | undefined): boolean {
-    if (!serverName) {
-      trace("ssl/cert: no server name to verify against\n");
-      return false;
-    }
+  /** undefined when the chain verifies, else why not. */
+  #check(certs: Uint8Array[], serverName: string | undefined): string | undefined {
+    if (!serverName) return "no server name to verify it against";
     const first = certs[0];
-    if (!first) {
-      trace("ssl/cert: the server sent no certificate\n");
-      return false;
-    }
-    if (!this.#anchors.length) {
-      trace("ssl/cert: no trust anchor (secure.certificate) configured\n");
-      return false;
-    }
+    if (!first) return "the server sent none";
+    if (!this.#anchors.length) return "no trust anchor (the cluster CA) configured";
     const now = Date.now();
     const leaf = parse(first);
-    if (!isCurrent(leaf, now)) {
-      trace(`ssl/cert: server certificate not valid now (${new Date(leaf.tbs.validity.from).toISOString()} .. ${new Date(leaf.tbs.validity.to).toISOString()})\n`);
-      return false;
-    }
-    if (!nameMatches(leaf, serverName)) {
-      trace(`ssl/cert: server certificate does not match ${serverName}\n`);
-      return false;
-    }
-    if (!chainsToAnchor(certs, leaf, now, this.#anchors)) {
-      trace("ssl/cert: server certificate not issued by a trusted CA\n");
-      return false;
-    }
-    return true;
+    const seen = `the server presented ${describe(leaf)}`;
+    const { from, to } = leaf.tbs.validity;
+    // The board has no RTC: its clock comes from the API server's Date header, so say what it read.
+    if (!isCurrent(leaf, now)) return `not valid now (valid ${new Date(from).toISOString()} .. ${new Date(to).toISOString()}, the clock here reads ${new Date(now).toISOString()}); ${seen}`;
+    if (!nameMatches(leaf, serverName)) return `it does not name ${serverName}; ${seen}`;
+    if (!chainsToAnchor(certs, leaf, now, this.#anchors)) return `not issued by the configured CA; ${seen}`;
+    return undefined;
   }
 
   /** The handshake registers the peer's leaf after verify(), then asks getKey() for its public key. */

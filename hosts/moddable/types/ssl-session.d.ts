@@ -66,5 +66,10 @@ declare module "ssl/session" {
     close(socket: SessionSocket): void;
     /** The alert the peer sent; only a close_notify is ever kept (others throw). */
     readonly alert?: { level: number; description: number };
+    /**
+     * The certificate manager (the project's ssl/cert, made from these options); deleted once the
+     * handshake is done. rejection: why it refused the server's chain.
+     */
+    readonly certificateManager?: { rejection?: string };
   }
 }
