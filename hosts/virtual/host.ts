@@ -209,6 +209,11 @@ export interface VirtualHostOptions {
   serverMeter?: <T>(work: () => T) => T;
   /** Keep requests and wire (default true); off where memory is measured. */
   record?: boolean;
+  /**
+   * Keep only the last this many log lines and LED frames (default: every one). A soak runs for
+   * virtual weeks: a test double that kept all of them would grow for reasons not the agent's.
+   */
+  history?: number;
   /** Counts the bytes the client writes and is delivered on its API connections (the virtual fleet's wire figure). */
   count?: { written: number; read: number };
 }
@@ -262,6 +267,11 @@ export interface VirtualClient {
   write(data: string | Uint8Array): void;
   /** Everything the server wrote so far, as UTF-8 text. */
   received(): string;
+  /**
+   * What the server wrote since the last take() (or since the start), as UTF-8 text, and forgets it:
+   * received() starts after it too. For a connection kept open for a long time (the soak).
+   */
+  take(): string;
   /** The client closes its end (the server's onClose follows). */
   close(): void;
   /** The connection is over (either side closed it, or it was refused). */
@@ -535,6 +545,11 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
           const bytes = typeof data === "string" ? encoder.encode(data) : data.slice();
           later(() => void (serverOpen && events?.onData(bytes)));
         },
+        take: () => {
+          const text = client.received();
+          chunks.length = 0;
+          return text;
+        },
         received: () => {
           let total = 0;
           for (const c of chunks) total += c.length;
@@ -591,11 +606,15 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
     },
     heap: options.heap ?? (() => ({ free: 200 * 1024, total: 256 * 1024 })),
     network: () => ({ kind: "ethernet", connected: true, address: "192.0.2.10", mac: "02:00:00:aa:bb:cc", reconnects: 0, ...options.network?.() }),
-    showLed: (r, g, b) => void led.push([r, g, b]),
+    showLed: (r, g, b) => {
+      led.push([r, g, b]);
+      if (options.history !== undefined && led.length > options.history) led.shift();
+    },
     gpio: options.gpio ?? new SimulatedGpio(ESP32S3_GPIO),
     store: options.store ? { read: (k) => options.store!.get(k)?.slice(), write: (k, b) => void options.store!.set(k, b.slice()) } : undefined,
     log: tapped((level, message) => {
       logs.push(`${level}: ${message}`);
+      if (options.history !== undefined && logs.length > options.history) logs.shift();
       options.log?.(level, message);
     }),
   };

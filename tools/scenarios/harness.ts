@@ -30,7 +30,7 @@ export function rigWork<T>(work: () => T): T {
  * The kubelet as it runs against a real API server: over HTTP/2 (prior knowledge: the scripted
  * host has no TLS to negotiate it), unless overrides.http says "http/1.1".
  */
-export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort; store?: Map<string, Uint8Array> } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
+export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; history?: number; gpio?: GpioPort; store?: Map<string, Uint8Array> } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
   const time = new VirtualTime(serverMeter);
   const api = new FakeApi(time);
   const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
@@ -44,6 +44,7 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpi
     http2: overrides.http !== "http/1.1",
     serverMeter,
     record: overrides.record,
+    history: overrides.history,
     gpio: overrides.gpio,
     store: overrides.store,
   });
@@ -57,8 +58,8 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; gpi
   return r;
 }
 
-function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean; gpio?: GpioPort; store?: Map<string, Uint8Array> }): Partial<KubeletOptions> {
-  const { record: _record, gpio: _gpio, store: _store, ...rest } = o;
+function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean; history?: number; gpio?: GpioPort; store?: Map<string, Uint8Array> }): Partial<KubeletOptions> {
+  const { record: _record, history: _history, gpio: _gpio, store: _store, ...rest } = o;
   return rest;
 }
 

@@ -35,9 +35,10 @@ export interface XsBundle {
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
-export async function bundleScenarios(): Promise<XsBundle> {
+/** Bundles an entry (a path relative to this directory) into one IIFE for XS, in a temporary directory. */
+export async function bundleForXs(entry: string): Promise<{ file: string; dispose(): void }> {
   const out = await build({
-    entryPoints: [here("./entry.ts")],
+    entryPoints: [here(entry)],
     bundle: true,
     format: "iife",
     platform: "neutral",
@@ -46,8 +47,14 @@ export async function bundleScenarios(): Promise<XsBundle> {
     logLevel: "silent",
   });
   const dir = mkdtempSync(join(tmpdir(), "xs-kubelet-xs-"));
-  const bundleFile = join(dir, "core.js");
-  writeFileSync(bundleFile, out.outputFiles[0].text);
+  const file = join(dir, "core.js");
+  writeFileSync(file, out.outputFiles[0].text);
+  return { file, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function bundleScenarios(): Promise<XsBundle> {
+  const bundle = await bundleForXs("./entry.ts");
+  const bundleFile = bundle.file;
   return {
     run: (name) =>
       new Promise((resolve, reject) => {
@@ -66,6 +73,6 @@ export async function bundleScenarios(): Promise<XsBundle> {
           resolve(JSON.parse(stdout));
         });
       }),
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
+    dispose: bundle.dispose,
   };
 }
