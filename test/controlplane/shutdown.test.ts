@@ -35,6 +35,15 @@ function alive(pid: number): boolean {
   }
 }
 
+function nameOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  } catch {
+    return "?";
+  }
+}
+
 const portFree = (port: number) =>
   new Promise<boolean>((resolve) => {
     const srv = createServer();
@@ -88,7 +97,13 @@ describe("control plane shutdown", function () {
   it("a SIGKILLed launcher still takes every component with it", async () => {
     const { child, port, components } = await startCluster();
     child.kill("SIGKILL");
-    await eventually("every component to exit after SIGKILL", 30_000, async () => components.every((pid) => !alive(pid)));
+    const names = new Map(components.map((pid) => [pid, nameOf(pid)]));
+    const survivors = () => components.filter(alive).map((pid) => `${names.get(pid)} (${pid})`);
+    await eventually("every component to exit after SIGKILL", 30_000, async () => {
+      const left = survivors();
+      if (left.length) throw new Error(`still running: ${left.join(", ")}`);
+      return true;
+    });
     assert.equal(await eventually(`port ${port} to be free`, 10_000, () => portFree(port)), true);
   });
 });

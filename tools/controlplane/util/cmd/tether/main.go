@@ -2,9 +2,14 @@
 //
 // Usage: tether PROGRAM [ARGS...]
 //
-// It asks the kernel to send SIGTERM to it when its parent exits (PR_SET_PDEATHSIG survives execve),
+// It asks the kernel to send SIGKILL to it when its parent exits (PR_SET_PDEATHSIG survives execve),
 // then replaces itself with PROGRAM. The test control plane starts etcd and the Kubernetes components
 // through it, so even a SIGKILLed test runner leaves no server and no bound port behind.
+//
+// SIGKILL, not SIGTERM: the signal reaches every component at once, and a kube-apiserver told to
+// stop gracefully waits for its requests in flight; if etcd exits first, those wait for etcd until
+// the request timeout, and the API server stays up (with its port bound) for 60 s. A parent that
+// stops the components on purpose sends SIGTERM itself, in order; this is only for a parent gone.
 package main
 
 import (
@@ -22,7 +27,7 @@ func main() {
 		os.Exit(2)
 	}
 	parent := os.Getppid()
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetPdeathsig, uintptr(syscall.SIGTERM), 0); errno != 0 {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetPdeathsig, uintptr(syscall.SIGKILL), 0); errno != 0 {
 		fmt.Fprintln(os.Stderr, "tether: prctl:", errno)
 		os.Exit(1)
 	}
