@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { availableParallelism, networkInterfaces, release, type as osType } from "node:os";
 import { performance } from "node:perf_hooks";
-import { checkServerIdentity, connect as tlsConnect, createServer as tlsCreateServer, type TLSSocket } from "node:tls";
+import { checkServerIdentity, connect as tlsConnect, createSecureContext, createServer as tlsCreateServer, type SecureContext, type TLSSocket } from "node:tls";
 import { getHeapStatistics } from "node:v8";
 import { ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "../virtual/gpio";
@@ -92,6 +92,62 @@ export function derToPem(der: Uint8Array, label: string): string {
   return `-----BEGIN ${label}-----\n${b64.replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END ${label}-----\n`;
 }
 
+/**
+ * The client side's TLS context: the CA (and the client certificate, when there is one), TLS 1.2
+ * only — what the board's TLS stack speaks, so the same protocol is tested. Made once per CA bundle
+ * and reused by every connection that trusts it (a reconnect, and on a PC running many agents, each
+ * of them: the same immutable trust anchor), where node:tls would otherwise parse the PEM into a
+ * context of its own per connection and keep the PEM text beside the socket. A client certificate
+ * is the board's own: its context is made per connection, as before. No TLS session is shared
+ * through it: node keeps no client sessions in a context (resumption needs the session option).
+ */
+const caContexts = new WeakMap<Uint8Array, SecureContext>();
+let systemCaContext: SecureContext | undefined;
+function clientContext(tls: NonNullable<ConnectTarget["tls"]>): SecureContext {
+  const make = () =>
+    createSecureContext({
+      ca: tls.ca ? derToPem(tls.ca, "CERTIFICATE") : undefined,
+      cert: tls.clientCertificate ? derToPem(tls.clientCertificate, "CERTIFICATE") : undefined,
+      key: tls.clientKey ? derToPem(tls.clientKey, "PRIVATE KEY") : undefined,
+      minVersion: "TLSv1.2",
+      maxVersion: "TLSv1.2",
+    });
+  if (tls.clientCertificate || tls.clientKey) return make();
+  if (!tls.ca) return (systemCaContext ??= make());
+  let context = caContexts.get(tls.ca);
+  if (!context) caContexts.set(tls.ca, (context = make()));
+  return context;
+}
+
+/**
+ * ALPN protocol lists in their wire form (RFC 7301: length-prefixed names), one per list, as a
+ * DataView: node:tls copies a DataView into a buffer of its own size, where a list of strings (or a
+ * Uint8Array) becomes a slice of its shared 8 KiB allocation pool — kept by the socket for its
+ * lifetime, so each long-lived connection pinned a pool slab of its own.
+ */
+const alpnLists = new Map<string, DataView>();
+function alpnWire(protocols: readonly string[]): DataView {
+  const key = protocols.join(",");
+  let wire = alpnLists.get(key);
+  if (!wire) {
+    const bytes = protocols.map((p) => Buffer.from(p, "latin1"));
+    const out = new Uint8Array(bytes.reduce((n, b) => n + 1 + b.length, 0));
+    let at = 0;
+    for (const b of bytes) {
+      out[at++] = b.length;
+      out.set(b, at);
+      at += b.length;
+    }
+    alpnLists.set(key, (wire = new DataView(out.buffer)));
+  }
+  return wire;
+}
+
+/** The kubelet API speaks HTTP/1.1 only: chosen by callback, so no ALPN list is kept per server (see alpnWire). */
+function kubeletApiAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  return protocols.includes("http/1.1") ? "http/1.1" : undefined; // none: a no_application_protocol alert, as with ALPNProtocols
+}
+
 function primaryInterface(): { address: string; mac: string } {
   for (const list of Object.values(networkInterfaces())) {
     for (const i of list ?? []) if (!i.internal && i.family === "IPv4") return { address: i.address, mac: i.mac };
@@ -105,27 +161,43 @@ export function defaultLog(level: LogLevel, message: string): void {
   (level === "error" || level === "warn" ? console.error : console.log)(line);
 }
 
+/** The parts of a host that hold no state of their own: one set of functions for every host in the process, not a closure each. */
+const STATELESS = Object.freeze({
+  monotonic: () => performance.now(),
+  setTimer: (cb: () => void, ms: number): unknown => setTimeout(cb, ms),
+  clearTimer: (id: unknown) => clearTimeout(id as ReturnType<typeof setTimeout>),
+  random: () => Math.random(),
+  randomBytes: (n: number) => new Uint8Array(randomBytes(n)),
+  utf8Encode: (text: string) => new Uint8Array(Buffer.from(text, "utf8")),
+  utf8Decode: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"),
+  usage: () => {
+    const cpu = process.cpuUsage();
+    return { cpuSeconds: (cpu.user + cpu.system) / 1e6, memoryBytes: process.memoryUsage().rss };
+  },
+  // RSA: PKCS#1 v1.5 over SHA-256; EC: ECDSA over SHA-256, DER-encoded (node's default dsaEncoding).
+  sign: (key: Uint8Array, data: Uint8Array) => new Uint8Array(cryptoSign("sha256", data, createPrivateKey({ key: Buffer.from(key), format: "der", type: "pkcs8" }))),
+} satisfies Partial<Host>);
+
 export function createNodeHost(options: NodeHostOptions = {}): Host {
   const primary = primaryInterface();
   let localAddress = "";
+  /** A connection is up: the address it went out from is the board's. */
+  const seen = (address: string | undefined) => void (localAddress = address ?? localAddress);
   const host: Host = {
     name: options.name ?? "node",
     board: { ...machineFacts(), ...options.board },
-    monotonic: () => performance.now(),
-    setTimer: (cb, ms) => setTimeout(cb, ms),
-    clearTimer: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
-    random: () => Math.random(),
-    randomBytes: (n) => new Uint8Array(randomBytes(n)),
-    utf8Encode: (text) => new Uint8Array(Buffer.from(text, "utf8")),
-    utf8Decode: (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"),
+    // Spelled out, not spread: a spread in a literal gives each host object a hidden class of its own in V8.
+    monotonic: STATELESS.monotonic,
+    setTimer: STATELESS.setTimer,
+    clearTimer: STATELESS.clearTimer,
+    random: STATELESS.random,
+    randomBytes: STATELESS.randomBytes,
+    utf8Encode: STATELESS.utf8Encode,
+    utf8Decode: STATELESS.utf8Decode,
+    usage: STATELESS.usage,
+    sign: STATELESS.sign,
     connect(target: ConnectTarget, events: SocketEvents): HostSocket {
       let socket: Socket;
-      let closed = false;
-      const close = (error?: string) => {
-        if (closed) return;
-        closed = true;
-        events.onClose(error);
-      };
       let rejected: ((err: Error) => string | undefined) | undefined;
       if (target.tls) {
         const tls = target.tls;
@@ -134,50 +206,20 @@ export function createNodeHost(options: NodeHostOptions = {}): Host {
           host: target.host,
           port: target.port,
           servername: isIP(serverName) ? undefined : serverName,
-          ca: tls.ca ? derToPem(tls.ca, "CERTIFICATE") : undefined,
+          secureContext: clientContext(tls),
           rejectUnauthorized: tls.verify,
           checkServerIdentity: (_host, cert) => checkServerIdentity(serverName, cert),
-          cert: tls.clientCertificate ? derToPem(tls.clientCertificate, "CERTIFICATE") : undefined,
-          key: tls.clientKey ? derToPem(tls.clientKey, "PRIVATE KEY") : undefined,
-          minVersion: "TLSv1.2",
-          maxVersion: "TLSv1.2", // what the board's TLS stack speaks: test the same protocol
-          ALPNProtocols: target.alpn,
+          ALPNProtocols: target.alpn && alpnWire(target.alpn),
         });
         if (tls.verify) rejected = certificateRejected(socket as TLSSocket);
-        socket.once("secureConnect", () => {
-          localAddress = socket.localAddress ?? localAddress;
-          const chosen = (socket as TLSSocket).alpnProtocol;
-          events.onConnect(target.alpn ? chosen || "" : undefined);
-        });
       } else {
         socket = netConnect({ host: target.host, port: target.port });
-        socket.once("connect", () => {
-          localAddress = socket.localAddress ?? localAddress;
-          events.onConnect();
-        });
       }
-      socket.setNoDelay(true);
-      socket.on("data", (d: Buffer) => events.onData(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
-      socket.on("error", (err) => close(rejected?.(err) ?? err.message));
-      socket.on("close", () => close());
-      socket.on("end", () => socket.end());
-      return {
-        write: (bytes) => void socket.write(bytes),
-        close: () => {
-          closed = true; // the agent asked: no callback
-          socket.destroy();
-        },
-      };
-    },
-    usage: () => {
-      const cpu = process.cpuUsage();
-      return { cpuSeconds: (cpu.user + cpu.system) / 1e6, memoryBytes: process.memoryUsage().rss };
+      return new ClientSocket(socket, events, { tls: target.tls !== undefined, alpn: target.tls !== undefined && target.alpn !== undefined, rejected, seen });
     },
     listen(listenOptions: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): NodeListener {
       return nodeListen(listenOptions, accept, options.listenAddress ?? "127.0.0.1", host);
     },
-    // RSA: PKCS#1 v1.5 over SHA-256; EC: ECDSA over SHA-256, DER-encoded (node's default dsaEncoding).
-    sign: (key, data) => new Uint8Array(cryptoSign("sha256", data, createPrivateKey({ key: Buffer.from(key), format: "der", type: "pkcs8" }))),
     heap: options.heap ?? (() => {
       const s = getHeapStatistics();
       return { free: s.heap_size_limit - s.used_heap_size, total: s.heap_size_limit };
@@ -228,6 +270,68 @@ function dn(name: Record<string, string | string[] | undefined> | undefined): st
     .join(", ");
 }
 
+/**
+ * A client connection as the host contract has it. Its socket's listeners are the functions below,
+ * shared by every connection (node calls them with the socket as this), not closures made per
+ * connection: a PC running many agents keeps one connection per agent open for hours.
+ */
+class ClientSocket implements HostSocket {
+  readonly socket: Socket;
+  readonly events: SocketEvents;
+  readonly alpn: boolean;
+  readonly rejected: ((err: Error) => string | undefined) | undefined;
+  readonly seen: (address: string | undefined) => void;
+  closed = false;
+  constructor(socket: Socket, events: SocketEvents, how: { tls: boolean; alpn: boolean; rejected: ClientSocket["rejected"]; seen: ClientSocket["seen"] }) {
+    this.socket = socket;
+    this.events = events;
+    this.alpn = how.alpn;
+    this.rejected = how.rejected;
+    this.seen = how.seen;
+    (socket as OwnedSocket)[CLIENT] = this;
+    socket.once(how.tls ? "secureConnect" : "connect", onClientConnect);
+    socket.setNoDelay(true);
+    socket.on("data", onClientData);
+    socket.on("error", onClientError);
+    socket.on("close", onClientClose);
+    socket.on("end", onClientEnd);
+  }
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+  close(): void {
+    this.closed = true; // the agent asked: no callback
+    this.socket.destroy();
+  }
+  /** The connection ended: told once, and not at all after close(). */
+  ended(error?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.events.onClose(error);
+  }
+}
+
+const CLIENT = Symbol("ClientSocket");
+type OwnedSocket = Socket & { [CLIENT]: ClientSocket };
+function onClientConnect(this: Socket): void {
+  const c = (this as OwnedSocket)[CLIENT];
+  c.seen(this.localAddress);
+  c.events.onConnect(c.alpn ? (this as TLSSocket).alpnProtocol || "" : undefined);
+}
+function onClientData(this: Socket, d: Buffer): void {
+  (this as OwnedSocket)[CLIENT].events.onData(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+}
+function onClientError(this: Socket, err: Error): void {
+  const c = (this as OwnedSocket)[CLIENT];
+  c.ended(c.rejected?.(err) ?? err.message);
+}
+function onClientClose(this: Socket): void {
+  (this as OwnedSocket)[CLIENT].ended();
+}
+function onClientEnd(this: Socket): void {
+  this.end();
+}
+
 /** The subject's CN and O of a verified client certificate (node:tls gives a string or an array). */
 function subjectOf(cert: { subject?: Record<string, string | string[] | undefined> } | undefined): { commonName: string; organizations: string[] } | undefined {
   const subject = cert?.subject;
@@ -257,9 +361,14 @@ function nodeListen(options: ListenOptions, accept: (socket: ServerSocket, peer:
     ...context(options.tls),
     requestCert: true,
     rejectUnauthorized: false,
-    ALPNProtocols: ["http/1.1"],
+    ALPNCallback: kubeletApiAlpn,
     handshakeTimeout: 10_000, // a connection that never finishes its handshake frees its slot
   });
+  // node:tls keeps the PEM text it was given on the Server (cert, key, ca) beside the context it
+  // parsed them into, and reads it only in setSecureContext, which update() gives all of it anew:
+  // drop it (about 3 KB a listener, the private key among it; the agent keeps its DER).
+  const forgetPem = () => Object.assign(server, { cert: undefined, key: undefined, ca: undefined });
+  forgetPem();
   server.maxConnections = options.maxConnections;
   server.on("secureConnection", (socket: TLSSocket) => {
     let closed = false;
@@ -319,6 +428,7 @@ function nodeListen(options: ListenOptions, accept: (socket: ServerSocket, peer:
     // A renewed serving certificate: new handshakes get it (node:tls checks that the key matches).
     update(tls) {
       server.setSecureContext(context(tls));
+      forgetPem();
       clientCa = tls.clientCa;
     },
     close: () => void server.close(),

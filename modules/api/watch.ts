@@ -102,7 +102,7 @@ export class Watcher<T = any> {
   #wake: (() => void) | undefined;
   #wakeable = false;
   #timer: unknown;
-  #line = new Bytes(256);
+  #line = new Bytes(0); // the start of an event split across chunks (see #lines)
   #maxEvent: number;
   #overflow = false; // metadata-only: the line being read is longer than what is kept
   /** Pause delivery (HTTP/2: only this stream's window closes). */
@@ -251,7 +251,7 @@ export class Watcher<T = any> {
     const path = this.#query(`&watch=1&resourceVersion=${encodeURIComponent(this.resourceVersion)}&allowWatchBookmarks=true&timeoutSeconds=${seconds}`);
     const cancel = new CancelToken();
     this.#cancel = cancel;
-    this.#line.length = 0;
+    this.#line = new Bytes(0);
     this.#overflow = false;
     let failure: Error | undefined;
     let status: unknown;
@@ -298,16 +298,26 @@ export class Watcher<T = any> {
     }
   }
 
-  /** Splits the stream into lines (bounded), each one JSON event. */
+  /**
+   * Splits the stream into lines (bounded), each one JSON event. A line that arrived whole in this
+   * chunk (most events) is read where it is; only a line split across chunks is gathered in #line,
+   * which is let go once that line is out, so an idle watch holds no buffer its largest event grew.
+   */
   #lines(bytes: Uint8Array, each: (event: any) => void): void {
     let start = 0;
     for (let i = 0; i < bytes.length; i++) {
       if (bytes[i] !== 10) continue;
-      this.#take(bytes, start, i);
+      let line: Uint8Array;
+      let cut = false;
+      if (this.#line.length === 0 && !this.#overflow && i - start <= this.#maxEvent) line = bytes.subarray(start, i);
+      else {
+        this.#take(bytes, start, i);
+        line = this.#line.take();
+        this.#line = new Bytes(0);
+        cut = this.#overflow;
+        this.#overflow = false;
+      }
       start = i + 1;
-      const line = this.#line.take();
-      const cut = this.#overflow;
-      this.#overflow = false;
       if (!line.length) continue;
       const text = this.#ctx.host.utf8Decode(line);
       each(this.#options.metadataOnly ? this.#metaEvent(text, cut) : JSON.parse(text));

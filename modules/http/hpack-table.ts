@@ -63,23 +63,32 @@ export const STATIC_ENTRIES: readonly Entry[] = Object.freeze(
 );
 
 
+/** The encoder's lookups into its dynamic table; seqs: each entry's insertion number, newest first. */
+interface TableIndex {
+  byField: Map<string, number>;
+  byName: Map<string, number>;
+  seqs: number[];
+}
+
 /**
  * The dynamic table (RFC 7541 §2.3.2, §4): newest entry first, evicting the oldest. Bounded by
  * maxSize octets, hence at most maxSize / 32 entries (every entry costs at least 32).
  */
 export class DynamicTable {
   #entries: Entry[] = [];
-  // The encoder's lookups, newest entry per field and per name: a renewal's headers are all in the
-  // table, and scanning it field by field was most of the encoder's work in XS. An entry's index is
-  // (insertions so far − its insertion number + 1). Bounded with the table.
-  #byField = new Map<string, number>();
-  #byName = new Map<string, number>();
-  #seqs: number[] = []; // insertion number of each entry, newest first
+  // The encoder's lookups (indexed tables only), newest entry per field and per name: a renewal's
+  // headers are all in the table, and scanning it field by field was most of the encoder's work in
+  // XS. An entry's index is (insertions so far − its insertion number + 1). Bounded with the table.
+  // A decoder only reads entries by index: it keeps none of this (the peer's table is mostly values
+  // that never repeat, such as audit IDs, and the keys would double their strings).
+  #index: TableIndex | undefined;
   #inserted = 0;
   size = 0;
   maxSize: number;
-  constructor(maxSize: number) {
+  /** indexed: keep the lookups find and findName need (the encoder's table). */
+  constructor(maxSize: number, indexed = false) {
     this.maxSize = maxSize;
+    this.#index = indexed ? { byField: new Map(), byName: new Map(), seqs: [] } : undefined;
   }
   get length(): number {
     return this.#entries.length;
@@ -91,44 +100,52 @@ export class DynamicTable {
   add(name: string, value: string, nameOctets: number, size: number): void {
     // §4.4: an entry larger than the table empties it and is not added.
     if (size > this.maxSize) {
-      this.#entries.length = 0;
-      this.size = 0;
+      this.#evictTo(0);
       return;
     }
     this.#evictTo(this.maxSize - size);
     this.#entries.unshift({ name, value, nameOctets, size });
     const seq = ++this.#inserted;
-    this.#seqs.unshift(seq);
-    this.#byField.set(`${name}\n${value}`, seq);
-    this.#byName.set(name, seq);
+    const index = this.#index;
+    if (index) {
+      index.seqs.unshift(seq);
+      index.byField.set(`${name}\n${value}`, seq);
+      index.byName.set(name, seq);
+    }
     this.size += size;
   }
   setMaxSize(maxSize: number): void {
     this.maxSize = maxSize;
     this.#evictTo(maxSize);
   }
-  /** 1-based index of the newest entry with this name and value, or 0. */
+  /** 1-based index of the newest entry with this name and value, or 0 (indexed tables only). */
   find(name: string, value: string): number {
-    return this.#index(this.#byField.get(`${name}\n${value}`));
+    return this.#indexOf(this.#lookups().byField.get(`${name}\n${value}`));
   }
   findName(name: string): number {
-    return this.#index(this.#byName.get(name));
+    return this.#indexOf(this.#lookups().byName.get(name));
   }
-  #index(seq: number | undefined): number {
+  #lookups(): TableIndex {
+    if (!this.#index) throw new Error("DynamicTable: find needs a table made with indexed = true");
+    return this.#index;
+  }
+  #indexOf(seq: number | undefined): number {
     return seq === undefined ? 0 : this.#inserted - seq + 1;
   }
   entries(): HeaderField[] {
     return this.#entries.map((e) => [e.name, e.value]);
   }
   #evictTo(limit: number): void {
+    const index = this.#index;
     while (this.size > limit) {
       const e = this.#entries.pop()!;
-      const seq = this.#seqs.pop()!;
       this.size -= e.size;
+      if (!index) continue;
+      const seq = index.seqs.pop()!;
       // Forget it only where it is still the newest (a newer duplicate keeps the key).
       const field = `${e.name}\n${e.value}`;
-      if (this.#byField.get(field) === seq) this.#byField.delete(field);
-      if (this.#byName.get(e.name) === seq) this.#byName.delete(e.name);
+      if (index.byField.get(field) === seq) index.byField.delete(field);
+      if (index.byName.get(e.name) === seq) index.byName.delete(e.name);
     }
   }
 }

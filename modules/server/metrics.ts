@@ -44,6 +44,7 @@ export interface HistogramHandle {
 
 interface Series {
   labels: string; // rendered {a="b",…} or ""
+  key: string; // canonical label text, to refuse a duplicate
   value: number;
   timestampMs: number | undefined;
   counts?: number[]; // histograms: per bucket (not cumulative)
@@ -57,7 +58,6 @@ interface Family {
   type: MetricType;
   buckets?: number[];
   series: Series[];
-  keys: string[]; // each series' canonical label text, to refuse a duplicate
 }
 
 // Checked with regexps made per call: a RegExp at module level cannot be preloaded into flash (xsl
@@ -141,14 +141,11 @@ export class MetricsRegistry {
 
   /** A counter series; a second call with the same name and other labels adds a series to the family. */
   counter(name: string, help: string, labels?: Labels): ValueHandle {
-    return this.#valueHandle(this.#series(name, help, "counter", labels), true);
+    return new Counter(this.#series(name, help, "counter", labels));
   }
 
   gauge(name: string, help: string, labels?: Labels): GaugeHandle {
-    const s = this.#series(name, help, "gauge", labels);
-    const h = this.#valueHandle(s, false) as GaugeHandle;
-    h.dec = (n = 1) => void (s.value -= n);
-    return h;
+    return new Gauge(this.#series(name, help, "gauge", labels));
   }
 
   /** A histogram series with fixed, increasing, finite upper bounds (+Inf is implied). */
@@ -159,26 +156,7 @@ export class MetricsRegistry {
     const s = this.#series(name, help, "histogram", labels, buckets);
     const bounds = this.#byName.get(name)!.buckets!;
     s.counts = new Array(bounds.length).fill(0);
-    const counts = s.counts;
-    return {
-      observe(v: number) {
-        if (Number.isNaN(v)) return;
-        for (let i = 0; i < bounds.length; i++) {
-          if (v <= bounds[i]) {
-            counts[i]++;
-            break;
-          }
-        }
-        s.sum += v;
-        s.count++;
-      },
-      get count() {
-        return s.count;
-      },
-      get sum() {
-        return s.sum;
-      },
-    };
+    return new Histogram(s, bounds);
   }
 
   /** A function called at every scrape before rendering (to refresh gauges from their sources). */
@@ -225,37 +203,79 @@ export class MetricsRegistry {
     let family = this.#byName.get(name);
     if (family) {
       if (family.type !== type) throw new Error(`metrics: ${name} is a ${family.type}, not a ${type}`);
-      if (family.keys.includes(rendered.key)) throw new Error(`metrics: ${name}${rendered.text} registered twice`);
+      if (family.series.some((s) => s.key === rendered.key)) throw new Error(`metrics: ${name}${rendered.text} registered twice`);
       if (buckets && (buckets.length !== family.buckets!.length || buckets.some((b, i) => b !== family!.buckets![i]))) throw new Error(`metrics: ${name}: every series of a histogram has the same buckets`);
-    } else {
-      family = { name, help, type, buckets: buckets ? buckets.slice() : undefined, series: [], keys: [] };
     }
     if (this.#seriesCount >= this.#maxSeries) throw new Error(`metrics: more than ${this.#maxSeries} series`);
-    if (!this.#byName.has(name)) {
+    const s: Series = { labels: rendered.text, key: rendered.key, value: 0, timestampMs: undefined, counts: undefined, sum: 0, count: 0 };
+    if (family) family.series.push(s);
+    else {
+      // Most families have one series: an array literal of one, not [] grown by a push (V8 gives that room for 17).
+      family = { name, help, type, buckets: buckets ? buckets.slice() : undefined, series: [s] };
       this.#byName.set(name, family);
       this.#families.push(family);
     }
-    const s: Series = { labels: rendered.text, value: 0, timestampMs: undefined, sum: 0, count: 0 };
-    family.series.push(s);
-    family.keys.push(rendered.key);
     this.#seriesCount++;
     return s;
   }
+}
 
-  #valueHandle(s: Series, monotonic: boolean): ValueHandle {
-    return {
-      get value() {
-        return s.value;
-      },
-      inc(n = 1) {
-        if (monotonic && !(n >= 0)) return;
-        s.value += n;
-      },
-      set(value: number, timestampMs?: number) {
-        s.value = value;
-        s.timestampMs = timestampMs;
-      },
-    };
+// The handles are small class instances over their series, not object literals of closures: a
+// literal with a getter is a dictionary-mode object in V8 with three closures beside it (about
+// 480 bytes a handle against 40), and in XS each closure is a function object of its own.
+
+class Counter implements ValueHandle {
+  protected series: Series;
+  constructor(series: Series) {
+    this.series = series;
+  }
+  get value(): number {
+    return this.series.value;
+  }
+  inc(n = 1): void {
+    if (!(n >= 0)) return; // counters only go up
+    this.series.value += n;
+  }
+  set(value: number, timestampMs?: number): void {
+    this.series.value = value;
+    this.series.timestampMs = timestampMs;
+  }
+}
+
+class Gauge extends Counter implements GaugeHandle {
+  override inc(n = 1): void {
+    this.series.value += n;
+  }
+  dec(n = 1): void {
+    this.series.value -= n;
+  }
+}
+
+class Histogram implements HistogramHandle {
+  #s: Series;
+  #bounds: readonly number[];
+  constructor(series: Series, bounds: readonly number[]) {
+    this.#s = series;
+    this.#bounds = bounds;
+  }
+  observe(v: number): void {
+    if (Number.isNaN(v)) return;
+    const s = this.#s;
+    const bounds = this.#bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (v <= bounds[i]) {
+        s.counts![i]++;
+        break;
+      }
+    }
+    s.sum += v;
+    s.count++;
+  }
+  get count(): number {
+    return this.#s.count;
+  }
+  get sum(): number {
+    return this.#s.sum;
   }
 }
 
@@ -283,9 +303,9 @@ export function registerAgentMetrics(registry: MetricsRegistry): AgentMetrics {
     leaseRenewals: registry.counter("xs_kubelet_lease_renewals_total", "Lease renewals the API server accepted."),
     failures: {
       auth: registry.counter("xs_kubelet_failures_total", failures, { kind: "auth" }),
+      certificate: registry.counter("xs_kubelet_failures_total", failures, { kind: "certificate" }),
       network: registry.counter("xs_kubelet_failures_total", failures, { kind: "network" }),
       api: registry.counter("xs_kubelet_failures_total", failures, { kind: "api" }),
-      certificate: registry.counter("xs_kubelet_failures_total", failures, { kind: "certificate" }),
     },
     apiRequestDuration: registry.histogram("xs_kubelet_api_request_duration_seconds", "Duration of the agent's requests to the API server, in seconds.", DURATION_BUCKETS),
     apiBytes: {

@@ -63,6 +63,8 @@ export interface FleetOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A fixed heap reading: the agents share one V8 heap, whose swings would flip every board's MemoryPressure at once. One function for all (the harness's, not a board's, so not a closure each in the heap measured per board). */
+const FIXED_HEAP = () => ({ free: 256 * 1024, total: 320 * 1024 });
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 /** CPU seconds (user + system) and resident bytes of a process, from /proc (Linux only; undefined elsewhere or when gone). */
@@ -107,8 +109,7 @@ export async function runFleetStep(target: FleetTarget, options: FleetOptions): 
       const id = await target.identity(name);
       const host = createNodeHost({
         name,
-        // A fixed heap reading: the agents share one V8 heap, whose swings would flip every board's MemoryPressure at once.
-        heap: () => ({ free: 256 * 1024, total: 320 * 1024 }),
+        heap: FIXED_HEAP,
         mac: `02:f1:ee:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`,
         log: (level, message) => {
           if (level !== "warn" && level !== "error") return;
