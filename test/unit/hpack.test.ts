@@ -2,6 +2,7 @@
 // trips (the two dynamic tables stay equal), table size updates, and every decoder error path.
 import assert from "node:assert/strict";
 import { HUFFMAN_TABLE, HuffmanError, huffmanDecode, huffmanEncode, huffmanEncodeBytes, huffmanEncodedLength } from "../../modules/http/huffman";
+import { DynamicTable } from "../../modules/http/hpack-table";
 import { HpackDecoder, HpackEncoder, HpackError, STATIC_TABLE, decodeInteger, encodeInteger, latin1Decode, type EncoderField, type HeaderField } from "../../modules/http/hpack";
 
 const hex = (s: string) => {
@@ -284,6 +285,27 @@ describe("HpackDecoder (RFC 7541 Appendix C)", () => {
     assert.deepEqual(STATIC_TABLE[15], ["accept-encoding", "gzip, deflate"]);
     assert.deepEqual(STATIC_TABLE[22], ["authorization", ""]);
     assert.deepEqual(STATIC_TABLE[60], ["www-authenticate", ""]);
+  });
+});
+
+describe("HPACK dynamic table", () => {
+  it("an entry larger than the table empties it, lookups included (§4.4); only an indexed table looks up", () => {
+    const t = new DynamicTable(100, true);
+    t.add("a", "1", 1, 34);
+    t.add("b", "2", 1, 34);
+    assert.equal(t.find("a", "1"), 2);
+    assert.equal(t.findName("b"), 1);
+    t.add("c", "x".repeat(80), 1, 113);
+    assert.equal(t.length, 0);
+    assert.equal(t.size, 0);
+    assert.equal(t.find("a", "1"), 0, "no stale index into an empty table");
+    assert.equal(t.findName("b"), 0);
+    t.add("a", "1", 1, 34);
+    assert.equal(t.find("a", "1"), 1);
+    const decoderSide = new DynamicTable(100);
+    decoderSide.add("a", "1", 1, 34);
+    assert.deepEqual(decoderSide.at(1), { name: "a", value: "1", nameOctets: 1, size: 34 });
+    assert.throws(() => decoderSide.find("a", "1"), /indexed = true/);
   });
 });
 
