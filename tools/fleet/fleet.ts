@@ -1,15 +1,15 @@
 // A fleet of simulated boards in one Node.js process: N real agents (the same core as the board, on
-// the Node host), each with its own Node, Lease, identity, kubelet API port and simulated GPIO,
-// against the local control plane or any cluster a kubeconfig names. All of them reach the API
-// server through one counting TCP proxy (TLS passes through untouched), so the bytes and handshakes
-// are what N boards would put on the network. What a step measures, in a steady-state window after
+// the Node host, run from one bundle of their sources: agents.ts), each with its own Node, Lease,
+// identity, kubelet API port and simulated GPIO, against the local control plane or any cluster a
+// kubeconfig names. All of them reach the API server through one counting TCP proxy (TLS passes
+// through untouched), so the bytes and handshakes are what N boards would put on the network. What a step measures, in a steady-state window after
 // every agent is Ready: renewal lateness (the Lease reconciler's own figure: from when a renewal was
 // due to the API server's answer), agent memory per board (RSS after a collection, minus the
 // process before any agent), agent, kube-apiserver and etcd CPU and memory, bytes per board per
 // minute, TLS handshakes per board per hour.
 import { readFileSync } from "node:fs";
-import { createNodeHost } from "../../hosts/node/host";
-import { Kubelet, type KubeletOptions } from "../../modules/kubelet/kubelet";
+import type { Kubelet, KubeletOptions } from "../../modules/kubelet/kubelet";
+import { agentCode } from "./agents";
 import type { ControlPlane } from "../controlplane/launcher";
 import { startCountingProxy, diffCounts, type CountingProxy } from "../bench/proxy";
 import type { ClusterConnection } from "../kube/connection";
@@ -100,6 +100,7 @@ export async function runFleetStep(target: FleetTarget, options: FleetOptions): 
   // Every warning by kind (board names and numbers taken out): the step's end says what went wrong, not only the first ten.
   const kinds = new Map<string, number>();
   const stopped = () => options.signal?.aborted === true;
+  const { createNodeHost, Kubelet } = await agentCode(); // loaded before the memory baseline
   gc();
   const before = process.memoryUsage();
   const began = Date.now();

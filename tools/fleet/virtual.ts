@@ -4,9 +4,8 @@
 // (before TLS: the virtual host has none), renewals and their lateness in virtual time (timer order
 // and the scripted API's answers; no network, so ~0 unless the agents fall behind themselves), the
 // Node.js memory per agent, and the wall-clock cost of simulating a board-minute.
-import { createVirtualHost, VirtualTime } from "../../hosts/virtual/host";
-import { FakeApi } from "../../hosts/virtual/scripted-api";
-import { Kubelet } from "../../modules/kubelet/kubelet";
+import type { Kubelet } from "../../modules/kubelet/kubelet";
+import { agentCode } from "./agents";
 import { percentile } from "../util/stats";
 
 export interface VirtualFleetStep {
@@ -30,6 +29,7 @@ const gc = () => (globalThis as { gc?: () => void }).gc?.();
 export async function runVirtualFleet(options: { count: number; minutes: number; progress?: (line: string) => void }): Promise<VirtualFleetStep> {
   const { count, minutes } = options;
   const progress = options.progress ?? (() => undefined);
+  const { createVirtualHost, FakeApi, Kubelet, VirtualTime } = await agentCode(); // the same bundle as the real fleet's (agents.ts)
   const time = new VirtualTime();
   const api = new FakeApi(time);
   gc();
