@@ -293,12 +293,16 @@ export class Kubelet {
     this.phase = "registering";
     this.#updateLed();
     await this.#retry("registering the Node", () => this.node.register());
-    await this.#retry("creating the Lease", () => this.lease.ensure());
+    const heldUp = await this.#retry("creating the Lease", () => this.lease.ensure());
     if (this.#stopped) return;
     this.phase = "running";
     this.#registered();
     this.lease.start();
     this.status.start();
+    // Held up after registering: the Node has carried the registration's Ready=True with no Lease
+    // behind it, and the node lifecycle controller may have marked it Unknown meanwhile. The Lease
+    // never failed a renewal, so nothing else would count this as a recovery: say so now.
+    if (heldUp > 0) void this.#recover();
     this.nodeWatch.start();
     this.pods.start();
     this.podWatch.start();
@@ -320,20 +324,23 @@ export class Kubelet {
     }
   }
 
-  /** Runs a boot step until it works (or the agent stops), waiting as the retry policy says. */
-  async #retry(what: string, step: () => Promise<void>): Promise<void> {
+  /** Runs a boot step until it works (or the agent stops), waiting as the retry policy says; returns how many attempts failed. */
+  async #retry(what: string, step: () => Promise<void>): Promise<number> {
     const retry = new RetryPolicy(() => this.host.random());
+    let failed = 0;
     while (!this.#stopped) {
       try {
         await step();
         if (this.#health.success(what)) this.#updateLed();
-        return;
+        return failed;
       } catch (err) {
+        failed++;
         const kind = this.#health.failure(what, err);
         this.#updateLed();
         await this.#sleep(retry.next(kind, err));
       }
     }
+    return failed;
   }
 
   #sleep(ms: number): Promise<void> {

@@ -229,6 +229,28 @@ describe("kubelet (scripted API, virtual time)", () => {
     await r.kubelet.stop();
   });
 
+  it("pushes Ready once the Lease exists when boot was held up past registering: the controller may have given up meanwhile", async () => {
+    // Found by the bench's recovery step: an outage right after the Node was registered, before its
+    // Lease was created. The Node carried Ready=True from its registration, the controller set it
+    // Unknown while the Lease could not be made, and the agent, which had never renewed and so never
+    // "recovered", did not push again: Ready stayed Unknown until the periodic report (minutes).
+    const r = rig();
+    r.api.fail((q) => q.method === "POST" && q.path.startsWith("/apis/coordination.k8s.io/"), { drop: true }, 1_000_000);
+    r.kubelet.start();
+    await r.time.until(() => r.api.nodes.has("board-1"), 10_000, "registered");
+    await r.time.advance(45_000);
+    assert.equal(r.kubelet.lease.renewals, 0, "no Lease yet");
+    const node = r.api.nodes.get("board-1");
+    node.status.conditions = node.status.conditions.map((c: any) => (c.type === "Ready" ? { ...c, status: "Unknown", reason: "NodeStatusUnknown" } : c));
+    r.api.faults.length = 0;
+    const back = r.time.now;
+    await r.time.until(() => r.kubelet.lease.renewals > 0, 10_000, "the Lease created");
+    const created = r.time.now - back;
+    const waited = await r.time.until(() => r.api.nodes.get("board-1").status.conditions.find((c: any) => c.type === "Ready").status === "True", 15_000, "Ready=True");
+    assert.ok(waited <= created + 1000, `Ready=True ${waited} ms after the return, the Lease created at ${created} ms`);
+    await r.kubelet.stop();
+  });
+
   it("drains big responses instead of failing (B3)", async () => {
     const r = rig({}, (p) => {
       p.api.nodePadding = 200_000;
