@@ -1,40 +1,16 @@
 // Bundled (esbuild, IIFE) and evaluated inside the XS engine: runs a named scenario of the core and
-// hands the result to the Node side through xsnap's synchronous issueCommand. The scripted server's
-// share of XS's compute meter is measured apart (xsnap's resetMeter reads the meter), so the bench
-// can report the agent's own cost.
-import { meterServer, rig, type Rig } from "../scenarios/harness";
+// hands the result to the Node side, with the scripted server's share of XS's compute meter apart
+// (channel.ts), so the bench can report the agent's own cost.
+import { rig, type Rig } from "../scenarios/harness";
+import { send, server } from "./channel";
 import { scenarios } from "../scenarios/index";
-
-declare const issueCommand: (message: ArrayBuffer) => ArrayBuffer;
-declare const resetMeter: ((limit: number, index: number) => number) | undefined;
-declare const currentMeterLimit: (() => number) | undefined;
-
-const send = (value: unknown) => issueCommand(new TextEncoder().encode(JSON.stringify(value)).buffer as ArrayBuffer);
-
-let serverCompute = 0;
-if (typeof resetMeter === "function" && typeof currentMeterLimit === "function") {
-  const read = () => {
-    const limit = currentMeterLimit();
-    const index = resetMeter(limit, 0);
-    resetMeter(limit, index);
-    return index;
-  };
-  meterServer((work) => {
-    const before = read();
-    try {
-      return work();
-    } finally {
-      serverCompute += read() - before;
-    }
-  });
-}
 
 (globalThis as any).runScenario = (name: string) => {
   const run = scenarios[name];
   if (!run) return send({ name, ok: false, error: `no scenario "${name}"` });
-  serverCompute = 0;
+  server.compute = 0;
   run().then(
-    (result) => send({ name, ok: true, result, serverCompute }),
+    (result) => send({ name, ok: true, result, serverCompute: server.compute }),
     (error) => send({ name, ok: false, error: String(error && error.stack ? `${error.message}\n${error.stack}` : error) }),
   );
 };

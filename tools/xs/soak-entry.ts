@@ -4,34 +4,12 @@
 // flip (a status push), an edit of the Node by someone else (an event on the agent's Node watch) and
 // a /metrics scrape of the kubelet API over one kept-alive connection (a served request), each in
 // every cycle or one cycle in n (SoakMix). Between steps the driver collects garbage and reads the
-// live slots and bytes; the scripted server's compute is kept apart from the agent's (as in entry.ts).
-import { meterServer, rig, rigWork, type Rig } from "../scenarios/harness";
+// live slots and bytes; the scripted server's compute is kept apart from the agent's (channel.ts).
+import { rig, rigWork, type Rig } from "../scenarios/harness";
+import { send, server } from "./channel";
 import type { VirtualClient } from "../../hosts/virtual/host";
 
-declare const issueCommand: (message: ArrayBuffer) => ArrayBuffer;
-declare const resetMeter: ((limit: number, index: number) => number) | undefined;
-declare const currentMeterLimit: (() => number) | undefined;
 declare const gc: () => void;
-
-const send = (value: unknown) => issueCommand(new TextEncoder().encode(JSON.stringify(value)).buffer as ArrayBuffer);
-
-let serverCompute = 0;
-if (typeof resetMeter === "function" && typeof currentMeterLimit === "function") {
-  const read = () => {
-    const limit = currentMeterLimit();
-    const index = resetMeter(limit, 0);
-    resetMeter(limit, index);
-    return index;
-  };
-  meterServer((work) => {
-    const before = read();
-    try {
-      return work();
-    } finally {
-      serverCompute += read() - before;
-    }
-  });
-}
 
 /** What one step reports (the counts are the agent's own, since boot; serverCompute is this step's). */
 export interface SoakCounts {
@@ -86,7 +64,7 @@ function counts(): SoakCounts {
     served: k.apiServer?.server.stats.responses ?? 0,
     scraped,
     virtualMs: r!.time.now,
-    serverCompute,
+    serverCompute: server.compute,
   };
 }
 
@@ -94,7 +72,7 @@ const fail = (error: unknown) => send({ ok: false, error: String(error && (error
 
 /** Boots the agent (registered, Lease renewed, watches open, kubelet API listening) and opens the scraper's connection. */
 function start(m: SoakMix): void {
-  serverCompute = 0;
+  server.compute = 0;
   mix = m;
   r = rig({ record: false, history: 64, kubeletApi: { certificate: new Uint8Array([0x30, 0]), key: new Uint8Array([0x30, 0]), port: 10250 } });
   r.kubelet.start();
@@ -155,7 +133,7 @@ async function cycle(rr: Rig): Promise<void> {
 
 /** Runs cycles until the agent's renewals reach `renewals` (or `maxCycles` ran), then reports. */
 function run(renewals: number, maxCycles: number): void {
-  serverCompute = 0;
+  server.compute = 0;
   const rr = r!;
   (async () => {
     for (let n = 0; rr.kubelet.lease.renewals < renewals && n < maxCycles; n++) await cycle(rr);
