@@ -11,7 +11,7 @@ import { eventBody, eventName, eventPaths, eventRepeatPatch, type EventSpec } fr
 import { STRATEGIC_MERGE_PATCH } from "../k8s/paths";
 import { formatTime, type WallClock } from "../time/clock";
 import { TimerLoop } from "../util/loop";
-import { RetryPolicy } from "../util/retry";
+import { RetryPolicy, retryAfterFloor } from "../util/retry";
 
 export interface RecorderContext {
   api: ApiClient;
@@ -65,6 +65,8 @@ export class EventRecorder {
   #loop: TimerLoop;
   #retry: RetryPolicy;
   #sending = false;
+  /** Until when the API server's last Retry-After holds Events back (monotonic ms; 0: it does not). */
+  #heldUntil = 0;
   #seq = 0;
   /** Events posted, repeats patched, events dropped (offline too long, queue full, refused). */
   posted = 0;
@@ -138,6 +140,9 @@ export class EventRecorder {
     if (this.#sending) return;
     this.#expire();
     if (!this.#queue.length) return;
+    // Told Retry-After: nothing goes out before its time, whatever was recorded meanwhile.
+    const now = this.#ctx.host.monotonic();
+    if (now < this.#heldUntil) return this.#loop.schedule(this.#heldUntil - now);
     // After the heartbeat: the Lease and status pushes go first.
     if (this.#ctx.busy()) return this.#loop.schedule(250);
     // The oldest event whose object has a token; one chatty pod does not hold back the Node's.
@@ -158,8 +163,11 @@ export class EventRecorder {
     try {
       await this.#send(event);
       this.#retry.reset();
+      this.#heldUntil = 0;
     } catch (err) {
-      next = this.#retry.next("network");
+      const held = retryAfterFloor(err);
+      this.#heldUntil = held ? this.#ctx.host.monotonic() + held : 0;
+      next = this.#retry.next("network", err);
       this.#ctx.log("debug", `sending event ${event.spec.reason} failed: ${describeError(err)}`);
     } finally {
       this.#sending = false;

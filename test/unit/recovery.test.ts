@@ -135,3 +135,34 @@ describe("Retry-After", () => {
     assert.equal(retryAfterMs(undefined, undefined), undefined);
   });
 });
+
+describe("Retry-After holds every sender", () => {
+  const statusPatch = (q: { method: string; path: string }) => q.method === "PATCH" && q.path.startsWith("/api/v1/nodes/board-1/status");
+  const eventPost = (q: { method: string; path: string }) => q.method === "POST" && q.path.includes("/events");
+  /** Every request matching, when it came (a fault that never matches, consulted first). */
+  function seen(r: ReturnType<typeof rig>, match: (q: { method: string; path: string }) => boolean): number[] {
+    const at: number[] = [];
+    r.api.fail((q) => {
+      if (match(q)) at.push(r.time.now);
+      return false;
+    }, { status: 500 }, Infinity);
+    return at;
+  }
+
+  it("the Event recorder told Retry-After holds its next POST until the time is up, even when a new event is recorded", async () => {
+    const r = rig();
+    const posts = seen(r, eventPost);
+    r.kubelet.start();
+    await r.time.advance(25_000);
+    r.api.fail(eventPost, { status: 429, retryAfter: "5" });
+    const from = posts.length;
+    r.kubelet.events.record({ type: "Normal", reason: "Probe1", message: "one" });
+    await r.time.until(() => posts.length > from, 5_000, "the 429'd POST");
+    const failedAt = posts[from];
+    await r.time.advance(1_000);
+    r.kubelet.events.record({ type: "Normal", reason: "Probe2", message: "two" });
+    await r.time.until(() => posts.length > from + 1, 15_000, "the POST after it");
+    assert.ok(posts[from + 1] - failedAt >= 5000, `the next Event POST came ${posts[from + 1] - failedAt} ms after a Retry-After: 5`);
+    await r.kubelet.stop();
+  });
+});
