@@ -364,7 +364,7 @@ export class Kubelet {
     } catch {
       // the push below still goes out; only transition times may be off
     }
-    await this.status.pushAfterOutage("first renewal after an outage");
+    await this.status.pushUnlessHeld("first renewal after an outage");
   }
 
   /**

@@ -182,7 +182,11 @@ export class StatusReconciler {
     this.#followAddress(net.address);
     const due = this.#ctx.host.monotonic() - this.#lastPushAt >= this.#ctx.options.statusReportSeconds * 1000;
     let next = this.#ctx.options.conditionCheckSeconds * 1000;
-    if (this.#pending || due) {
+    const held = this.#heldUntil - this.#ctx.host.monotonic();
+    if ((this.#pending || due) && held > 0) {
+      // Told Retry-After: the push waits for its end (flips were evaluated and stay owed).
+      next = Math.min(next, held);
+    } else if (this.#pending || due) {
       const ok = await this.push(this.#pending ? this.#pendingWhy : "periodic status report");
       if (!ok) next = this.#retry.next(this.#failure.kind, this.#failure.err);
     }
@@ -190,11 +194,11 @@ export class StatusReconciler {
   }
 
   /**
-   * After an outage (a renewal worked again): pushes at once, unless the last push was told
+   * After an outage (a renewal worked again) or new settings: pushes at once, unless the last push was told
    * Retry-After and its time is not up — then the push is owed and the loop's retry, which waits
    * it out, sends it.
    */
-  async pushAfterOutage(why: string): Promise<boolean> {
+  async pushUnlessHeld(why: string): Promise<boolean> {
     if (this.#ctx.host.monotonic() < this.#heldUntil) {
       this.request(why);
       return false;
@@ -202,7 +206,7 @@ export class StatusReconciler {
     return this.pushNow(why);
   }
 
-  /** Evaluates and pushes at once, whatever is owed (at shutdown, after an outage). */
+  /** Evaluates and pushes at once, whatever is owed, Retry-After or not (at shutdown). */
   async pushNow(why: string): Promise<boolean> {
     this.request(why);
     this.evaluate();

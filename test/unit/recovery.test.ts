@@ -165,4 +165,19 @@ describe("Retry-After holds every sender", () => {
     assert.ok(posts[from + 1] - failedAt >= 5000, `the next Event POST came ${posts[from + 1] - failedAt} ms after a Retry-After: 5`);
     await r.kubelet.stop();
   });
+
+  it("the status loop's periodic check inside a Retry-After waits it out instead of pushing", async () => {
+    const r = rig({ conditionCheckSeconds: 1 });
+    const pushes = seen(r, statusPatch);
+    r.kubelet.start();
+    await r.time.advance(25_000);
+    r.api.fail(statusPatch, { status: 429, retryAfter: "8" });
+    const from = pushes.length;
+    void r.kubelet.status.pushUnlessHeld("test push");
+    await r.time.until(() => pushes.length > from, 5_000, "the 429'd push");
+    const failedAt = pushes[from];
+    await r.time.until(() => pushes.length > from + 1, 20_000, "the push after it");
+    assert.ok(pushes[from + 1] - failedAt >= 8000, `the check pushed ${pushes[from + 1] - failedAt} ms after a Retry-After: 8`);
+    await r.kubelet.stop();
+  });
 });
