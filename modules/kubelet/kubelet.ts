@@ -191,7 +191,8 @@ export class Kubelet {
     const cmPath = `/api/v1/namespaces/${SETTINGS_NAMESPACE}/configmaps`;
     const settingsWatch = (name: string, handler: WatchHandler) => new Watcher(ctx, `ConfigMap ${SETTINGS_NAMESPACE}/${name}`, { path: cmPath, fieldSelector: `metadata.name=${name}`, pageSize: 1, maxEventBytes: 24 * 1024, maxListBytes: 32 * 1024 }, handler);
     this.settingsWatches = options.settings === false ? [] : [settingsWatch(DEFAULTS_CONFIGMAP, this.settings.defaultsHandler), settingsWatch(nodeConfigMap(options.nodeName), this.settings.nodeHandler)];
-    this.settings.onApplied = () => void this.status.pushNow("settings applied");
+    // Like the first renewal after an outage: at once, unless a Retry-After still holds pushes back.
+    this.settings.onApplied = () => void this.status.pushUnlessHeld("settings applied");
     // Before anything reaches the network: the last settings the cluster gave this node.
     this.settings.restore();
     this.apiServer =

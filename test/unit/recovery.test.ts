@@ -166,6 +166,23 @@ describe("Retry-After holds every sender", () => {
     await r.kubelet.stop();
   });
 
+  it("settings applied inside a status push's Retry-After do not push before the time is up", async () => {
+    const r = rig();
+    const pushes = seen(r, statusPatch);
+    r.kubelet.start();
+    await r.time.advance(25_000);
+    r.api.fail(statusPatch, { status: 429, retryAfter: "8" });
+    const from = pushes.length;
+    void r.kubelet.status.pushUnlessHeld("test push");
+    await r.time.until(() => pushes.length > from, 5_000, "the 429'd push");
+    const failedAt = pushes[from];
+    r.api.put("configmaps", { metadata: { name: "xs-kubelet-node-board-1", namespace: "xs-kubelet" }, data: { led_brightness: "12" } });
+    await r.time.until(() => r.kubelet.led.cap === 12, 3_000, "settings applied");
+    await r.time.until(() => pushes.length > from + 1, 20_000, "the push after it");
+    assert.ok(pushes[from + 1] - failedAt >= 8000, `a status push came ${pushes[from + 1] - failedAt} ms after a Retry-After: 8`);
+    await r.kubelet.stop();
+  });
+
   it("the status loop's periodic check inside a Retry-After waits it out instead of pushing", async () => {
     const r = rig({ conditionCheckSeconds: 1 });
     const pushes = seen(r, statusPatch);
