@@ -1,11 +1,11 @@
 // `npm run cluster` leaves nothing behind: after Ctrl-C, and even after SIGKILL of the launcher, every
 // component process is gone and the API server's port can be bound again.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { repoRoot } from "../../tools/controlplane/build";
+import { ensureBuilt, repoRoot } from "../../tools/controlplane/build";
 import { eventually } from "../support/api";
 import { sharedCluster } from "../support/cluster";
 
@@ -92,6 +92,22 @@ describe("control plane shutdown", function () {
     for (const pid of components) assert.equal(alive(pid), false, `component ${pid} survived Ctrl-C`);
     assert.equal(await portFree(port), true, `port ${port} still bound`);
     assert.equal(existsSync(dir), false, `${dir} left behind`);
+  });
+
+  // The parent-death signal is a thread's: set on one OS thread and exec'd from another, it is lost,
+  // and the component outlives a SIGKILLed launcher (1 of 100 tethers did so before tether stayed on
+  // one thread; etcd survived a SIGKILLed launcher in CI). 600 runs find that with p ≈ 0.998.
+  it("every tethered program runs with SIGKILL as its parent-death signal (600 of 600)", async () => {
+    const tether = (await ensureBuilt(() => {})).bin("tether");
+    const run = () =>
+      new Promise<string>((resolve, reject) =>
+        execFile(tether, [tether, "-pdeathsig"], (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))),
+      );
+    const seen = new Map<string, number>();
+    for (let batch = 0; batch < 60; batch++) {
+      for (const sig of await Promise.all(Array.from({ length: 10 }, run))) seen.set(sig, (seen.get(sig) ?? 0) + 1);
+    }
+    assert.deepEqual([...seen], [["9", 600]], `parent-death signals seen (signal, runs): ${JSON.stringify([...seen])}`);
   });
 
   it("a SIGKILLed launcher still takes every component with it", async () => {
