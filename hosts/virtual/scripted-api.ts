@@ -479,6 +479,11 @@ export class FakeApi {
     const rv = () => String(++this.#rv);
     let m: RegExpExecArray | null;
     if (req.method === "GET" && path === "/version") return this.#respond(200, { major: "1", minor: "33", gitVersion: "v1.33.13" });
+    // As kube-apiserver once every readiness check passes: text, not JSON.
+    if (req.method === "GET" && path === "/readyz") {
+      const head = this.#head(200).map((h) => (h.startsWith("Content-Type:") ? "Content-Type: text/plain; charset=utf-8" : h));
+      return `${head.join("\r\n")}\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 2\r\n\r\nok`;
+    }
     // The kubelet API's reviews, as the authorizer answers them for the scripted cluster: members of
     // system:masters may do anything; tokens are known by reviewTokens.
     if (req.method === "POST" && path === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {

@@ -322,7 +322,11 @@ export class Http2Session {
       // §8.7: not processed; safe to send again.
       stream.exchange.retry = true;
       this.#events.retry([stream.exchange]);
-    } else stream.exchange.reject(new HttpError("protocol", `the API server reset the stream (${errorCodeName(code)})`));
+    } else {
+      const err = new HttpError("protocol", `the API server reset the stream (${errorCodeName(code)})`);
+      err.streamReset = true;
+      stream.exchange.reject(err);
+    }
   }
 
   #onGoaway(frame: Frame): void {

@@ -15,6 +15,8 @@ export type HttpErrorKind = "network" | "certificate" | "timeout" | "protocol" |
 
 export class HttpError extends Error {
   kind: HttpErrorKind;
+  /** The peer reset this request's HTTP/2 stream (not REFUSED_STREAM, which is retried): the connection itself lives on. */
+  streamReset?: true;
   constructor(kind: HttpErrorKind, message: string) {
     super(message);
     this.kind = kind;

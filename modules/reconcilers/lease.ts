@@ -2,7 +2,8 @@
 // 4 % jitter, measured after each renewal, as the kubelet does. A deleted Lease is created again; a
 // failure is retried with the shared policy: quickly, an auth rejection or a refused server
 // certificate slowly (picokubelet hammered 401s, B7).
-import { toApiError } from "../api/client";
+import { ApiError, toApiError } from "../api/client";
+import { HttpError } from "../http/parser";
 import { DEFAULTS } from "../defaults";
 import { leaseBody, leaseOwnerPatch, leaseRenewPatch } from "../k8s/bodies";
 import { MERGE_PATCH, paths } from "../k8s/paths";
@@ -12,6 +13,17 @@ import { RETRY } from "../defaults";
 import { RetryPolicy } from "../util/retry";
 import type { HostSocket } from "../host";
 import type { AgentContext } from "./context";
+
+/**
+ * A failure that came over a live connection from something that answers for the API server while
+ * it is away: a 5xx without a Retry-After (an HTTP/2 balancer or proxy whose backend is down, a
+ * kube-apiserver whose etcd is) or a reset stream. The connection says nothing about the return —
+ * it stays up throughout — so the probe asks over it instead (see #startProbe).
+ */
+function answeredForAnAbsentServer(err: unknown): boolean {
+  if (err instanceof ApiError) return err.status >= 500 && err.retryAfterMs === undefined;
+  return err instanceof HttpError && err.streamReset === true;
+}
 
 export class LeaseReconciler {
   #ctx: AgentContext;
@@ -88,15 +100,23 @@ export class LeaseReconciler {
 
   #probeTimer: unknown;
   #probeSocket: HostSocket | undefined;
+  /** A GET /readyz probe is on the wire (it ends by its answer or by the request timeout). */
+  #probeAsking = false;
   #probeToken: object | undefined;
   #probeEvery: number = RETRY.probeMs;
   #probeTriggered = false;
   /** Probes made and those that found the API server (the log and tests read them). */
   probes = 0;
 
-  /** While renewals fail for want of a path to the API server: a TCP connect every ~second (see RETRY.probeMs). */
+  /**
+   * While renewals fail for want of a path to the API server: a TCP connect every ~second (see
+   * RETRY.probeMs). While the connection to the API server stays up and what answers on it is not the
+   * API server (answeredForAnAbsentServer), a GET /readyz over that connection instead — a few dozen
+   * bytes, no handshake — and 200 means back: kube-apiserver says ready only with etcd behind it, and
+   * a balancer answers for its backend. The same doubling applies when the renewal it triggers fails.
+   */
   #startProbe(): void {
-    if (this.#probeTimer !== undefined || this.#probeSocket) return;
+    if (this.#probeTimer !== undefined || this.#probeSocket || this.#probeAsking) return;
     const { host } = this.#ctx;
     this.#probeTimer = host.setTimer(() => {
       this.#probeTimer = undefined;
@@ -108,6 +128,7 @@ export class LeaseReconciler {
       const finish = (reachable: boolean) => {
         if (done || this.#probeToken !== mine) return; // over, or the probing was stopped meanwhile
         done = true;
+        this.#probeAsking = false;
         this.#probeSocket?.close();
         this.#probeSocket = undefined;
         if (!this.failing) return;
@@ -125,6 +146,15 @@ export class LeaseReconciler {
         host.clearTimer(hold);
         finish(false);
       };
+      const { api } = this.#ctx;
+      if (api.connection.connected) {
+        this.#probeAsking = true;
+        void api.call("GET", "/readyz", { keepBody: 64 }).then(
+          (res) => finish(res.status === 200),
+          () => finish(false),
+        );
+        return;
+      }
       try {
         this.#probeSocket = host.connect(
           { host: this.#ctx.api.server.host, port: this.#ctx.api.server.port },
@@ -138,6 +168,7 @@ export class LeaseReconciler {
 
   #stopProbe(): void {
     this.#probeToken = undefined;
+    this.#probeAsking = false;
     this.#ctx.host.clearTimer(this.#probeTimer);
     this.#probeTimer = undefined;
     this.#probeSocket?.close();
@@ -167,8 +198,11 @@ export class LeaseReconciler {
       this.failing = true;
       this.#dueAt = -1;
       const kind = this.#ctx.failure("renewing the Lease", err);
-      this.#loop.schedule(this.#retry.next(kind, err));
-      if (kind === "network") this.#startProbe();
+      const delay = this.#retry.next(kind, err);
+      this.#loop.schedule(delay);
+      // An answer for an absent server is probed only once the backoff waits longer than a probe
+      // would: the first retries (100 ms doubling) stay as they are for a server's own passing 500.
+      if (kind === "network" || (answeredForAnAbsentServer(err) && delay > RETRY.probeMs)) this.#startProbe();
       // A refused certificate: the TCP connect succeeds whatever certificate is behind it, so a probe
       // would only turn the certificate backoff into a full handshake every second or so.
       else if (kind === "certificate") this.#stopProbe();
