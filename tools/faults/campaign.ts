@@ -1,15 +1,23 @@
-// `npm run test:faults -- [--faults 500] [--agents 20] [--cluster-faults 6] [--seed N]`: a fault
-// campaign against the real control plane. Agents on the Node host, each behind its own fault proxy
-// (tools/faults/proxy.ts), take random faults one after another — refused connections, resets,
-// stalls, black holes, truncated and corrupted TLS records, bytes dripping in — while their heap
-// flips MemoryPressure now and then and their settings ConfigMap is edited; then the whole control
-// plane takes its own: etcd restarted, kube-apiserver restarted, kube-apiserver back with a new
-// serving certificate. The control plane runs with the upstream grace period (50 s for a 40 s Lease),
+// `npm run test:faults -- [--faults 500] [--agents 20] [--h2-agents 10] [--cluster-faults 6] [--seed N]`:
+// a fault campaign against the real control plane. Agents on the Node host, each behind its own fault
+// proxy, take random faults one after another while their heap flips MemoryPressure now and then and
+// their settings ConfigMap is edited. Half of them are behind the TCP fault proxy
+// (tools/faults/proxy.ts): refused connections, resets, stalls, black holes, truncated and corrupted
+// TLS records, bytes dripping in. The other half (--h2-agents) are behind the TLS-terminating HTTP/2
+// fault proxy (tools/faults/h2-proxy.ts): 429/503 with Retry-After and 500 answered by the proxy
+// itself, GOAWAY, RST_STREAM on the watches, a stream stalled with its window full (either way), PINGs
+// never answered, a new serving certificate. Then the whole control plane takes its own: etcd
+// restarted, kube-apiserver restarted, kube-apiserver back with a new serving certificate (behind the
+// HTTP/2 proxy, the agent's connection to the proxy stays up meanwhile: its requests are reset, as
+// behind an HTTP/2 load balancer). The control plane runs with the upstream grace period (50 s for a 40 s Lease),
 // and every fault is shorter than lease duration minus one renewal interval (30 s), so no node may
 // go Unknown. Printed: faults by kind, crashes, unintended Unknown transitions, lost flips, lost
-// watch events (an agent not on its ConfigMap's last edit), recovery time (from the API server's
-// return to the first good renewal, for the faults that broke one) p50/p99, by kind. Fails (exit 1)
-// on any of those, a fault not recovered from, or a recovery p99 above 2 s.
+// watch events (an agent not on its ConfigMap's last edit), requests repeated inside the Retry-After
+// they were answered with (any request: the same method and path, selectors included), recovery time
+// (from the API server's return — for a Retry-After, from its end — to the first good renewal, for the
+// faults that broke one) p50/p99, by kind. Fails (exit 1) on any of those, a fault not recovered
+// from, or a recovery p99 above 2 s.
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createNodeHost } from "../../hosts/node/host";
 import { seededRandom } from "../../hosts/virtual/host";
@@ -18,6 +26,7 @@ import { Kubelet } from "../../modules/kubelet/kubelet";
 import { startControlPlane } from "../controlplane/launcher";
 import { clusterRequest, fromKubeconfig } from "../kube/connection";
 import { startFaultProxy, type Fault, type FaultKind, type FaultProxy } from "./proxy";
+import { pickH2Fault, startH2FaultProxy, type H2Fault, type H2FaultProxy, type RequestRecord } from "./h2-proxy";
 import { percentile } from "../util/stats";
 import { DEFAULTS } from "../../modules/defaults";
 
@@ -32,6 +41,10 @@ export interface CampaignReport {
   /** Settings ConfigMap edits made during faults, and agents whose settings in force are not the last one's. */
   settingsEdits: number;
   lostEvents: number;
+  /** Requests answered with a Retry-After (by the HTTP/2 proxy), and those whose next try of the same request came inside it. */
+  retryAfterAnswers: number;
+  retryAfterChecked: number;
+  retryAfterViolations: string[];
   notRecovered: number;
   /** ms from a fault's end to the first good renewal, for the faults that broke one. */
   recoveries: number[];
@@ -65,10 +78,52 @@ function pickFault(random: () => number): Fault {
   }
 }
 
+/** A fault's name in the report: an HTTP/2 one by its kind and variant. */
+function h2KindName(f: H2Fault): string {
+  switch (f.kind) {
+    case "status":
+      return `h2-${f.status}`;
+    case "stall-window":
+      return `h2-stall-${f.direction ?? "down"}`;
+    default:
+      return `h2-${f.kind}`;
+  }
+}
+
+/** One request, for Retry-After: its method and path, with the selectors that make one watch or list another. */
+export function requestKey(r: Pick<RequestRecord, "method" | "path">): string {
+  const [path, query = ""] = r.path.split("?");
+  const selectors = query
+    .split("&")
+    .filter((p) => /^(fieldSelector|labelSelector|watch)=/.test(p))
+    .sort()
+    .join("&");
+  return `${r.method} ${path}${selectors ? `?${selectors}` : ""}`;
+}
+
+/**
+ * Requests tried again inside the Retry-After they were answered with: for each answer (the proxy's
+ * record, its Retry-After in ms), the next request of the same key seen after it, if any. Returns
+ * the answers checked (a next try was seen) and a line for each one that came too early.
+ */
+export function retryAfterViolations(records: readonly RequestRecord[], answers: readonly { record: RequestRecord; ms: number }[]): { checked: number; violations: string[] } {
+  let checked = 0;
+  const violations: string[] = [];
+  for (const { record, ms } of answers) {
+    const key = requestKey(record);
+    const at = records.indexOf(record);
+    const next = at < 0 ? undefined : records.slice(at + 1).find((r) => requestKey(r) === key);
+    if (!next) continue;
+    checked++;
+    if (next.at - record.at < ms) violations.push(`${key} tried again ${next.at - record.at} ms after a ${record.status} with Retry-After ${ms / 1000} s`);
+  }
+  return { checked, violations };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 23);
 
-export async function runCampaign(options: { faults: number; agents: number; clusterFaults: number; seed: number; log: (line: string) => void }): Promise<CampaignReport> {
+export async function runCampaign(options: { faults: number; agents: number; h2Agents: number; clusterFaults: number; seed: number; log: (line: string) => void }): Promise<CampaignReport> {
   const { log } = options;
   const began = Date.now();
   const random = seededRandom(options.seed);
@@ -84,21 +139,40 @@ export async function runCampaign(options: { faults: number; agents: number; clu
   process.on("uncaughtException", onException);
   const cp = await startControlPlane({ nodes: names, nodeMonitorGracePeriodSeconds: 50, log });
   const admin = fromKubeconfig(cp.kubeconfig);
-  const proxies: FaultProxy[] = [];
+  /** Agent i is behind proxies[i] (TCP) or h2proxies[i] (HTTP/2): the first h2Agents are HTTP/2's. */
+  const proxies: (FaultProxy | undefined)[] = [];
+  const h2proxies: (H2FaultProxy | undefined)[] = [];
+  /** Everything each HTTP/2 proxy saw (its own log keeps 500), and the answers it gave with a Retry-After. */
+  const seenRequests: RequestRecord[][] = [];
+  const retryAnswers: { record: RequestRecord; ms: number }[][] = [];
+  const h2Count = Math.min(options.h2Agents, options.agents);
   const kubelets: Kubelet[] = [];
   const lowHeap: boolean[] = [];
   const attempts: { start: number; end: number; ok: boolean }[][] = [];
   // What each agent logged lately (its last 40 lines, timed), printed beside a slow recovery.
   const recent: string[][] = [];
-  const report: CampaignReport = { seed: options.seed, faults: 0, byKind: {}, crashes: 0, unknownTransitions: 0, lostFlips: 0, flips: 0, settingsEdits: 0, lostEvents: 0, notRecovered: 0, recoveries: [], recoveriesByKind: {}, p50: 0, p99: 0, seconds: 0 };
+  const report: CampaignReport = { seed: options.seed, faults: 0, byKind: {}, crashes: 0, unknownTransitions: 0, lostFlips: 0, flips: 0, settingsEdits: 0, lostEvents: 0, retryAfterAnswers: 0, retryAfterChecked: 0, retryAfterViolations: [], notRecovered: 0, recoveries: [], recoveriesByKind: {}, p50: 0, p99: 0, seconds: 0 };
   let monitor: ReturnType<typeof setInterval> | undefined;
   // Set before the agents stop: a read of the nodes still in flight then would see the Ready=False
   // each pushes as it shuts down gracefully (CI counted two such "Unknown" at teardown).
   let stopping = false;
   try {
     for (const [i, name] of names.entries()) {
-      const proxy = await startFaultProxy({ host: cp.host, port: cp.port });
+      const h2 = i < h2Count;
+      const proxy = h2 ? undefined : await startFaultProxy({ host: cp.host, port: cp.port });
+      const h2proxy = h2 ? await startH2FaultProxy({ upstream: { host: cp.host, port: cp.port }, pkiDir: join(cp.dir, "pki") }) : undefined;
       proxies.push(proxy);
+      h2proxies.push(h2proxy);
+      seenRequests.push([]);
+      retryAnswers.push([]);
+      if (h2proxy) {
+        const seen = new Set<RequestRecord>();
+        h2proxy.onRequest = (r) => {
+          if (seen.has(r)) return;
+          seen.add(r);
+          seenRequests[i].push(r);
+        };
+      }
       lowHeap.push(false);
       const heap = (): HeapFigures => (lowHeap[i] ? { free: 8 * 1024, total: 256 * 1024 } : { free: 180 * 1024, total: 256 * 1024 });
       recent.push([]);
@@ -106,7 +180,7 @@ export async function runCampaign(options: { faults: number; agents: number; clu
         recent[i].push(`${clock(Date.now())} ${level} ${line}`);
         if (recent[i].length > 40) recent[i].shift();
       };
-      const kubelet = new Kubelet({ nodeName: name, server: { host: "127.0.0.1", port: proxy.port }, tls: { serverName: "localhost", ca: cp.caDer, verify: true }, token: cp.nodeCredentials(name).token }, createNodeHost({ heap, log: remember }));
+      const kubelet = new Kubelet({ nodeName: name, server: { host: "127.0.0.1", port: (proxy ?? h2proxy)!.port }, tls: { serverName: "localhost", ca: cp.caDer, verify: true }, token: cp.nodeCredentials(name).token }, createNodeHost({ heap, log: remember }));
       kubelets.push(kubelet);
       // Every renewal attempt, when it began and ended and whether it worked (the last 50).
       attempts.push([]);
@@ -147,7 +221,7 @@ export async function runCampaign(options: { faults: number; agents: number; clu
         () => undefined,
       );
     }, 500);
-    log(`[faults] ${names.length} agents Ready behind their fault proxies; ${options.faults} faults (seed ${options.seed})`);
+    log(`[faults] ${names.length} agents Ready behind their fault proxies (${h2Count} HTTP/2, ${names.length - h2Count} TCP); ${options.faults} faults (seed ${options.seed})`);
 
     // Settings the agents must end up with: an edit of a node's ConfigMap now and then while a fault
     // is on. Its watch must resume from its resourceVersion (or relist) and lose none of them.
@@ -201,15 +275,36 @@ export async function runCampaign(options: { faults: number; agents: number; clu
     await Promise.all(
       names.map(async (_, i) => {
         for (let f = 0; f < perAgent && done < options.faults; f++) {
-          const fault = pickFault(random);
+          const h2proxy = h2proxies[i];
+          const fault = h2proxy ? pickH2Fault(random) : pickFault(random);
           if (random() < 0.2) {
             lowHeap[i] = !lowHeap[i];
             report.flips++;
           }
           const begun = Date.now();
-          const edit = random() < 0.3 ? sleep(Math.round(random() * (fault.ms ?? 500))).then(() => editSettings(i)) : undefined;
-          await proxies[i].inject(fault);
-          await measure(i, fault.kind, begun, Date.now(), `${fault.kind}${fault.ms ? ` (${fault.ms} ms)` : ""}`);
+          // A status fault waits (up to 30 s) for the requests it answers: its edit comes within 5 s.
+          const editWithin = fault.kind === "status" ? 5000 : ("ms" in fault && fault.ms) || 500;
+          const edit = random() < 0.3 ? sleep(Math.round(random() * editWithin)).then(() => editSettings(i)) : undefined;
+          if (h2proxy) {
+            const f = fault as H2Fault;
+            const name = h2KindName(f);
+            const result = await h2proxy.inject(f);
+            let end = result.endedAt;
+            if (f.kind === "status" && f.retryAfterSeconds !== undefined) {
+              // The API server "accepts again" once the Retry-After has run out: recovery counts from then.
+              const ms = f.retryAfterSeconds * 1000;
+              const answered = seenRequests[i].filter((r) => r.by === "proxy" && r.at >= result.startedAt && r.at <= result.endedAt);
+              for (const record of answered) retryAnswers[i].push({ record, ms });
+              report.retryAfterAnswers += answered.length;
+              if (answered.length) end = Math.max(end, answered[answered.length - 1].at + ms);
+            }
+            const detail = f.kind === "status" ? ` × ${result.hits}${f.retryAfterSeconds !== undefined ? `, Retry-After ${f.retryAfterSeconds} s` : ""}${f.match ? " on the renewal" : ""}` : "ms" in f && f.ms ? ` (${f.ms} ms)` : "";
+            await measure(i, name, begun, end, `${name}${detail}`);
+          } else {
+            const f = fault as Fault;
+            await proxies[i]!.inject(f);
+            await measure(i, f.kind, begun, Date.now(), `${f.kind}${f.ms ? ` (${f.ms} ms)` : ""}`);
+          }
           await edit;
           report.faults = ++done;
           if (done % 50 === 0) log(`[faults] ${done}/${options.faults} faults, ${report.recoveries.length} broke a renewal, ${crashes} crashes, ${report.unknownTransitions} Unknown, ${Math.round((Date.now() - began) / 1000)} s`);
@@ -249,6 +344,14 @@ export async function runCampaign(options: { faults: number; agents: number; clu
 
     // Settle: every flip the agents made must be what the cluster shows.
     await sleep(15_000);
+    for (const i of names.keys()) {
+      const { checked, violations } = retryAfterViolations(seenRequests[i], retryAnswers[i]);
+      report.retryAfterChecked += checked;
+      for (const v of violations) {
+        report.retryAfterViolations.push(`${names[i]}: ${v}`);
+        log(`[faults] ${names[i]}: ${v}`);
+      }
+    }
     const final = await conditions();
     for (const [i, name] of names.entries()) {
       const want = lowHeap[i] ? "True" : "False";
@@ -272,7 +375,7 @@ export async function runCampaign(options: { faults: number; agents: number; clu
     stopping = true;
     if (monitor) clearInterval(monitor);
     await Promise.all(kubelets.map((k) => k.stop().catch(() => undefined)));
-    await Promise.all(proxies.map((p) => p.close()));
+    await Promise.all([...proxies, ...h2proxies].map((p) => p?.close()));
     await cp.stop();
     process.off("unhandledRejection", onRejection);
     process.off("uncaughtException", onException);
@@ -291,6 +394,7 @@ export function campaignFailures(r: CampaignReport): string[] {
   if (r.unknownTransitions) out.push(`${r.unknownTransitions} unintended Unknown transitions`);
   if (r.lostFlips) out.push(`${r.lostFlips} lost flips`);
   if (r.lostEvents) out.push(`${r.lostEvents} agents lost a settings edit`);
+  if (r.retryAfterViolations.length) out.push(`${r.retryAfterViolations.length} requests tried again inside their Retry-After`);
   if (r.notRecovered) out.push(`${r.notRecovered} faults not recovered from within 40 s`);
   // The target: Ready back within 2 s of the API server's return (p99). And the hard bound: no
   // renewal waits past its request timeout (+1 s for the retry).
@@ -302,7 +406,7 @@ export function campaignFailures(r: CampaignReport): string[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { faults: { type: "string", default: "500" }, agents: { type: "string", default: "20" }, "cluster-faults": { type: "string", default: "6" }, seed: { type: "string" } } });
+  const { values } = parseArgs({ options: { faults: { type: "string", default: "500" }, agents: { type: "string", default: "20" }, "h2-agents": { type: "string" }, "cluster-faults": { type: "string", default: "6" }, seed: { type: "string" } } });
   const seed = values.seed === undefined ? Date.now() % 1_000_000 : Number(values.seed);
   // A campaign takes ~3 min here; one that hangs fails within a bound instead of holding CI to its limit.
   const limitMinutes = 15;
@@ -310,7 +414,7 @@ async function main(): Promise<void> {
     console.error(`test:faults: not finished after ${limitMinutes} min; open: ${process.getActiveResourcesInfo().join(", ")}`);
     process.exit(1);
   }, limitMinutes * 60_000).unref();
-  const r = await runCampaign({ faults: Number(values.faults), agents: Number(values.agents), clusterFaults: Number(values["cluster-faults"]), seed, log: (l) => console.log(l) });
+  const r = await runCampaign({ faults: Number(values.faults), agents: Number(values.agents), h2Agents: values["h2-agents"] === undefined ? Math.floor(Number(values.agents) / 2) : Number(values["h2-agents"]), clusterFaults: Number(values["cluster-faults"]), seed, log: (l) => console.log(l) });
   console.log(`
 fault campaign (seed ${r.seed}; rerun with --seed ${r.seed}), ${r.faults} faults in ${r.seconds} s, real control plane
   faults by kind:          ${Object.entries(r.byKind).map(([k, n]) => `${k} ${n}`).join(", ")}
@@ -318,9 +422,10 @@ fault campaign (seed ${r.seed}; rerun with --seed ${r.seed}), ${r.faults} faults
   unintended Unknown:      ${r.unknownTransitions}
   lost flips:              ${r.lostFlips} (of ${r.flips} MemoryPressure flips)
   lost watch events:       ${r.lostEvents} agents not on their last settings edit (${r.settingsEdits} edits during faults)
+  Retry-After:             ${r.retryAfterViolations.length} requests tried again inside it (${r.retryAfterAnswers} answers with one; the next try of the same request seen for ${r.retryAfterChecked})
   not recovered:           ${r.notRecovered}
   recovery after the fault ended (${r.recoveries.length} faults broke a renewal): p50 ${r.p50} ms, p99 ${r.p99} ms (target 2000 ms: ${r.p99 <= 2000 ? "met" : "MISSED"}), ${r.recoveries.filter((ms) => ms > 2000).length} over 2 s
-${Object.entries(r.recoveriesByKind).map(([k, v]) => `    ${k.padEnd(10)} ${String(v.length).padStart(3)} broke one: p50 ${percentile(v.slice().sort((a, b) => a - b), 50)} ms, max ${Math.max(...v)} ms`).join("\n")}`);
+${Object.entries(r.recoveriesByKind).map(([k, v]) => `    ${k.padEnd(18)} ${String(v.length).padStart(3)} broke one: p50 ${percentile(v.slice().sort((a, b) => a - b), 50)} ms, max ${Math.max(...v)} ms`).join("\n")}`);
   const failures = campaignFailures(r);
   if (failures.length) console.error(`FAILED: ${failures.join("; ")}`);
   // Everything the campaign started is stopped by now; whatever still holds the event loop (a socket

@@ -1,0 +1,54 @@
+// The fault campaign's Retry-After gate (tools/faults/campaign.ts): which requests are "the same
+// request" and when a next try came too early. The campaign fails on what these find, so they are
+// tested against the records the HTTP/2 fault proxy keeps.
+import assert from "node:assert/strict";
+import { requestKey, retryAfterViolations } from "../../tools/faults/campaign";
+import type { RequestRecord } from "../../tools/faults/h2-proxy";
+
+let stream = 1;
+const rec = (at: number, method: string, path: string, by: RequestRecord["by"] = "apiserver", status = 200): RequestRecord => ({
+  at,
+  method,
+  path,
+  watch: /[?&]watch=(1|true)/.test(path),
+  status,
+  by,
+  session: 1,
+  stream: (stream += 2),
+  certificate: 1,
+});
+
+const LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1";
+const PODS_WATCH = "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&resourceVersion=10&watch=true&timeoutSeconds=300";
+
+describe("fault campaign: the Retry-After gate", () => {
+  it("one request is its method, path and selectors; resourceVersion and timeouts do not make another", () => {
+    assert.equal(requestKey(rec(0, "GET", PODS_WATCH)), requestKey(rec(0, "GET", "/api/v1/pods?watch=true&resourceVersion=99&fieldSelector=spec.nodeName%3Dn1")));
+    assert.notEqual(requestKey(rec(0, "GET", PODS_WATCH)), requestKey(rec(0, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")), "a list is not its watch");
+    assert.notEqual(requestKey(rec(0, "GET", PODS_WATCH)), requestKey(rec(0, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2&watch=true")));
+    assert.notEqual(requestKey(rec(0, "PATCH", LEASE)), requestKey(rec(0, "GET", LEASE)));
+  });
+
+  it("a next try inside the Retry-After is a violation, named; one after it, or another request, is not", () => {
+    const refused = rec(1000, "PATCH", LEASE, "proxy", 429);
+    const records = [refused, rec(1500, "PATCH", "/api/v1/nodes/n1/status"), rec(1600, "GET", LEASE), rec(3999, "PATCH", LEASE)];
+    const early = retryAfterViolations(records, [{ record: refused, ms: 3000 }]);
+    assert.equal(early.checked, 1);
+    assert.deepEqual(early.violations, [`PATCH ${LEASE} tried again 2999 ms after a 429 with Retry-After 3 s`]);
+    const late = retryAfterViolations([refused, rec(1500, "PATCH", "/api/v1/nodes/n1/status"), rec(4000, "PATCH", LEASE)], [{ record: refused, ms: 3000 }]);
+    assert.deepEqual(late, { checked: 1, violations: [] });
+  });
+
+  it("only the next try counts, and an answer never tried again is not checked", () => {
+    const first = rec(0, "GET", PODS_WATCH, "proxy", 503);
+    const second = rec(2100, "GET", PODS_WATCH.replace("resourceVersion=10", "resourceVersion=12"), "proxy", 503);
+    const records = [first, second, rec(2200, "GET", PODS_WATCH)];
+    const r = retryAfterViolations(records, [
+      { record: first, ms: 2000 },
+      { record: second, ms: 2000 },
+    ]);
+    assert.equal(r.checked, 2);
+    assert.deepEqual(r.violations, [`GET /api/v1/pods?fieldSelector=spec.nodeName%3Dn1&watch=true tried again 100 ms after a 503 with Retry-After 2 s`]);
+    assert.deepEqual(retryAfterViolations([rec(0, "POST", "/api/v1/namespaces/default/events", "proxy", 429)], [{ record: rec(5, "POST", "/x", "proxy", 429), ms: 1000 }]), { checked: 0, violations: [] });
+  });
+});
