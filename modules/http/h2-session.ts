@@ -322,11 +322,7 @@ export class Http2Session {
       // §8.7: not processed; safe to send again.
       stream.exchange.retry = true;
       this.#events.retry([stream.exchange]);
-    } else {
-      const err = new HttpError("protocol", `the API server reset the stream (${errorCodeName(code)})`);
-      err.streamReset = true;
-      stream.exchange.reject(err);
-    }
+    } else stream.exchange.reject(new HttpError("protocol", `the API server reset the stream (${errorCodeName(code)})`, true));
   }
 
   #onGoaway(frame: Frame): void {

@@ -17,9 +17,10 @@ export class HttpError extends Error {
   kind: HttpErrorKind;
   /** The peer reset this request's HTTP/2 stream (not REFUSED_STREAM, which is retried): the connection itself lives on. */
   streamReset?: true;
-  constructor(kind: HttpErrorKind, message: string) {
+  constructor(kind: HttpErrorKind, message: string, streamReset = false) {
     super(message);
     this.kind = kind;
+    if (streamReset) this.streamReset = true;
   }
 }
 
