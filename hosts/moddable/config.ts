@@ -108,13 +108,17 @@ export function loadConfig(): FirmwareConfig {
   // "auto" (default: HTTP/2 when the server speaks it), "h2" or "http/1.1".
   const http = text(mc("http")) ?? "auto";
   if (http !== "auto" && http !== "h2" && http !== "http/1.1") problems.push(`mc/config "http" must be auto, h2 or http/1.1, not "${http}"`);
+  // mc/config heartbeatOnly: the Node, its Lease and the node watch, nothing else (no pods, no
+  // settings watches, no kubelet API): the smallest heap the agent can run in.
+  const heartbeatOnly = bool(mc("heartbeatOnly"), false);
   const kubelet: KubeletOptions = {
     nodeName,
     server: { host, port },
     token,
     tls: tlsOn ? { serverName, verify, ca, clientCertificate, clientKey } : undefined,
     http: http === "h2" || http === "http/1.1" ? http : "auto",
-    kubeletApi: servingCert && servingKey ? { certificate: servingCert, key: servingKey, clientCa: ca } : undefined,
+    kubeletApi: servingCert && servingKey && !heartbeatOnly ? { certificate: servingCert, key: servingKey, clientCa: ca } : undefined,
+    ...(heartbeatOnly ? { pods: false, settings: false } : {}),
   };
   // The core's own checks (node name, host, port, TLS), minus the CA one already worded above.
   for (const p of configProblems(kubelet)) if (!/no cluster CA was given/.test(p) || ca) problems.push(p);

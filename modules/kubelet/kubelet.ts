@@ -123,7 +123,7 @@ export class Kubelet {
       onResponse: (seconds) => this.apiServer?.metrics.apiRequestDuration.observe(seconds),
       onFallback: (why) => this.#log("info", `${why}: using HTTP/1.1 (watches then need a connection each)`),
     });
-    this.identity = buildIdentity({ name: options.nodeName, ...host.board, ...options.identity }, host.network().mac, bootIdFrom(host.randomBytes(16)), host.heap()?.total);
+    this.identity = buildIdentity({ name: options.nodeName, ...host.board, ...(options.pods === false ? { pods: 0 } : {}), ...options.identity }, host.network().mac, bootIdFrom(host.randomBytes(16)), host.heap()?.total);
     const ctx: AgentContext = {
       host,
       api: this.api,
@@ -305,8 +305,10 @@ export class Kubelet {
     // never failed a renewal, so nothing else would count this as a recovery: say so now.
     if (heldUp > 0) void this.#recover();
     this.nodeWatch.start();
-    this.pods.start();
-    this.podWatch.start();
+    if (this.#options.pods !== false) {
+      this.pods.start();
+      this.podWatch.start();
+    }
     for (const w of this.settingsWatches) w.start();
     this.events.start();
     this.#updateLed();

@@ -33,6 +33,12 @@ export interface KubeletOptions {
   podLogBytes?: number;
   /** Watch the settings ConfigMaps (default true). */
   settings?: boolean;
+  /**
+   * Watch and run the pods bound to this node (default true). false: capacity.pods 0, so the
+   * scheduler places none here, and no pods watch (with settings false and no kubeletApi, the
+   * heartbeat alone: Node, Lease and the node watch).
+   */
+  pods?: boolean;
 }
 
 export class ConfigError extends Error {

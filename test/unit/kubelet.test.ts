@@ -65,6 +65,26 @@ describe("kubelet (scripted API, virtual time)", () => {
     await r.kubelet.stop();
   });
 
+  it("heartbeat only (pods: false, settings: false): capacity.pods 0 and no watch but the Node's", async () => {
+    const r = rig({ pods: false, settings: false });
+    r.kubelet.start();
+    await r.time.advance(35_000);
+    const node = bodyOf(r.host.requests[1]);
+    assert.equal(node.status.capacity.pods, "0");
+    const gets = lines(r.host).filter((l) => l.startsWith("GET "));
+    assert.ok(gets.some((l) => l.startsWith("GET /api/v1/nodes?")), gets.join("\n"));
+    assert.deepEqual(gets.filter((l) => /\/pods|\/configmaps/.test(l)), []);
+    assert.ok(renewals(r.host.requests).length >= 3);
+    await r.kubelet.stop();
+
+    const full = rig();
+    full.kubelet.start();
+    await full.time.advance(35_000);
+    const fullGets = lines(full.host).filter((l) => l.startsWith("GET "));
+    assert.equal(fullGets.filter((l) => /\/pods\?|\/configmaps\?/.test(l)).length >= 3, true, fullGets.join("\n"));
+    await full.kubelet.stop();
+  });
+
   it("a new boot has a new bootID but the same machineID", async () => {
     const a = rig();
     const time = new VirtualTime();
