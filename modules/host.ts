@@ -110,6 +110,19 @@ export interface HeapFigures {
   total: number;
 }
 
+/**
+ * The XS heap's live bytes: what the slot and chunk heaps hold right after a collection (garbage
+ * excluded), as one sample the host took at atMs (monotonic). slotSize is the bytes of one slot on
+ * this build (16 on the board's 32-bit XS, 32 in a 64-bit simulator or xsnap): the same program
+ * holds twice the slot bytes on a 64-bit host.
+ */
+export interface XsHeapSample {
+  slotBytes: number;
+  chunkBytes: number;
+  slotSize: number;
+  atMs: number;
+}
+
 export type NetworkKind = "ethernet" | "wifi" | "host";
 
 export interface NetworkFacts {
@@ -177,6 +190,12 @@ export interface Host {
   listen?(options: ListenOptions, accept: (socket: ServerSocket, peer: PeerInfo) => ServerEvents): Listener;
   /** The heap the agent lives in; undefined where the platform cannot tell (release builds). */
   heap(): HeapFigures | undefined;
+  /**
+   * The live XS heap at the host's last sample after a collection (one sample, so the screen,
+   * the log and /metrics show the same figure); absent or undefined where the build cannot
+   * collect and read it (release builds, Node.js).
+   */
+  xsHeap?(): XsHeapSample | undefined;
   /**
    * What the agent has used, for /metrics/resource (kubectl top node): CPU seconds since it started
    * and memory in use now (bytes); undefined where the platform cannot tell.

@@ -48,6 +48,8 @@ export interface FirmwareView {
 const CONFIG_RECHECK_MS = 30_000;
 const FRAME_MS = 33;
 const NETWORK_PATIENCE_MS = 20_000;
+/** Seconds between samples of the live XS heap (one collection each; XS collects far more often on its own). */
+const HEAP_SAMPLE_S = 10;
 
 export function runFirmware(board: Board): void {
   try {
@@ -72,15 +74,21 @@ class Firmware {
   }
 
   /**
-   * mc/config heapProbe=N (seconds, debug builds): every N s a collection, then the live XS heap in
-   * the log — how the README's per-pod and per-watch figures are measured in the simulator.
+   * The live XS heap, sampled every HEAP_SAMPLE_S (mc/config heapProbe=N: every N s, and each sample
+   * logged — how the README's memory figures are measured in the simulator). One collection a
+   * sample; the screen, /metrics and kubectl top read the last one, so they show the same figure.
+   * Builds without instrumentation (release) take none.
    */
-  #startHeapProbe(): void {
-    const every = Number((config as Record<string, unknown>).heapProbe ?? 0);
-    if (!(every >= 1)) return;
+  #startHeapSampler(): void {
+    const probe = Number((config as Record<string, unknown>).heapProbe ?? 0);
+    const every = probe >= 1 ? probe : HEAP_SAMPLE_S;
+    if (!runtime.sampleXsHeap()) {
+      if (probe >= 1) runtime.log("info", "heap after GC: no instrumentation in this build");
+      return;
+    }
     const tick = () => {
-      const h = runtime.liveHeap();
-      runtime.log("info", h ? `heap after GC: slots ${h.slots} B, chunks ${h.chunks} B, pods ${this.#kubelet?.pods.active ?? 0}` : "heap after GC: no instrumentation in this build");
+      const h = runtime.sampleXsHeap();
+      if (h && probe >= 1) runtime.log("info", `heap after GC: slots ${h.slotBytes} B, chunks ${h.chunkBytes} B (${h.slotSize}-byte slots; ${runtime.usedBeforeSample ?? "?"} B in use before the collection), pods ${this.#kubelet?.pods.active ?? 0}`);
       runtime.setTimer(tick, every * 1000);
     };
     runtime.setTimer(tick, every * 1000);
@@ -92,7 +100,7 @@ class Firmware {
     // (the agent applies the rest when it starts).
     const kept = loadPersisted({ store: preferenceStore, utf8Decode: runtime.utf8Decode }, firmwareSettings({ ledBrightness: this.#led.cap, statusReportSeconds: DEFAULTS.statusReportSeconds, conditionCheckSeconds: DEFAULTS.conditionCheckSeconds, logLevel: "debug" }), (m) => runtime.log("warn", m));
     if (kept) this.#led.cap = kept.settings.ledBrightness;
-    this.#startHeapProbe();
+    this.#startHeapSampler();
     this.#setLed("selftest");
     const show = this.#board.showLed;
     if (show) {
@@ -154,6 +162,7 @@ class Firmware {
       sign: signWithKey,
       heap: runtime.heap,
       usage: runtime.usage,
+      xsHeap: runtime.xsHeap,
       network: () => board.network(),
       showLed: board.showLed ? (r, g, b) => board.showLed!(r, g, b) : undefined,
       setSystemTime: board.setSystemTime ? (ms) => board.setSystemTime!(ms) : undefined,

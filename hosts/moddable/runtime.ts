@@ -4,7 +4,8 @@ import Timer from "timer";
 import Time from "time";
 import Instrumentation from "instrumentation";
 import Debug from "debug";
-import type { HeapFigures, LogLevel, TimerId } from "../../modules/host";
+import config from "mc/config";
+import type { HeapFigures, LogLevel, TimerId, XsHeapSample } from "../../modules/host";
 
 /** Milliseconds spent running the agent's callbacks: XS runs on one core, so this is its CPU time. */
 let busyMs = 0;
@@ -36,9 +37,13 @@ export function setTimer(callback: () => void, ms: number): TimerId {
   }, Math.max(0, ms));
 }
 
-/** CPU seconds (time in the agent's callbacks; ms resolution) and XS memory in use. */
+/**
+ * CPU seconds (time in the agent's callbacks; ms resolution) and XS memory in use: the live heap
+ * of the last sample where there is one (kubectl top then agrees with /metrics and the screen),
+ * else what the heaps hold now.
+ */
 export function usage(): { cpuSeconds: number; memoryBytes: number } | undefined {
-  const memory = xsHeapUsed();
+  const memory = lastSample ? lastSample.slotBytes + lastSample.chunkBytes : xsHeapUsed();
   return memory === undefined ? undefined : { cpuSeconds: busyMs / 1000, memoryBytes: memory };
 }
 
@@ -99,19 +104,37 @@ export function heap(): HeapFigures | undefined {
   return { free, total: free + chunk + slot };
 }
 
+// Bytes of one txSlot, which JS cannot see: 16 on the board's 32-bit XS, 32 on a 64-bit PC
+// (mc/config xsSlotSize, set per platform in the manifest).
+const SLOT_SIZE = Number((config as Record<string, unknown>).xsSlotSize) || 16;
+let lastSample: XsHeapSample | undefined;
+/** Slots + chunks in use just before the last sample's collection: live data and the garbage since the previous collection. */
+export let usedBeforeSample: number | undefined;
+
 /**
- * The live XS heap: a collection first, then what instrumentation says is used (bytes of slots and
- * of chunks). Debug builds only (Debug.gc and instrumentation); undefined elsewhere.
+ * The live XS heap, sampled: a collection first, then what instrumentation says the slot and
+ * chunk heaps hold (right after a sweep that is live data only; at any other moment it includes
+ * the garbage since the last one, which is what the simulator's screen showed before). Debug
+ * builds only (Debug.gc and instrumentation); undefined elsewhere. The sample is kept: xsHeap()
+ * returns it, so everything that shows the heap shows this figure.
  */
-export function liveHeap(): { slots: number; chunks: number } | undefined {
+export function sampleXsHeap(): XsHeapSample | undefined {
+  usedBeforeSample = xsHeapUsed();
   try {
     Debug.gc();
   } catch {
     return undefined;
   }
-  const chunks = instrument("XS Chunk Heap Used");
-  const slots = instrument("XS Slot Heap Used");
-  return chunks === undefined || slots === undefined ? undefined : { slots, chunks };
+  const chunkBytes = instrument("XS Chunk Heap Used");
+  const slotBytes = instrument("XS Slot Heap Used");
+  if (chunkBytes === undefined || slotBytes === undefined) return undefined;
+  lastSample = { slotBytes, chunkBytes, slotSize: SLOT_SIZE, atMs: monotonic() };
+  return lastSample;
+}
+
+/** The last sample (one is taken now if there is none yet); undefined where the build has no instrumentation. */
+export function xsHeap(): XsHeapSample | undefined {
+  return lastSample ?? sampleXsHeap();
 }
 
 /** XS heap in use (chunks + slots), where instrumentation exists. */

@@ -7,9 +7,11 @@ import Resource from "Resource";
 import config from "mc/config";
 import type { BoardFacts, NetworkFacts } from "../../modules/host";
 import type { Board, FirmwareView } from "../moddable/app";
-import { xsHeapUsed } from "../moddable/runtime";
+import { xsHeap } from "../moddable/runtime";
 import { ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "../virtual/gpio";
+
+const kib = (bytes: number) => (bytes / 1024).toFixed(1);
 
 /** A stable locally-administered MAC for the simulator (mcsim has none): from mc/config "simMac". */
 function simMac(): string {
@@ -136,7 +138,7 @@ export function createBoard(): Board {
     show(view) {
       if (!display) return;
       const s = view.snapshot;
-      const heap = xsHeapUsed();
+      const heap = xsHeap();
       display.lines([
         `node: ${s?.nodeName ?? "-"}`,
         `phase: ${s ? s.phase : view.stage}`,
@@ -144,7 +146,8 @@ export function createBoard(): Board {
         `renewals: ${s?.renewals ?? 0}  pushes: ${s?.statusPushes ?? 0}`,
         `Ready: ${condition(view, "Ready")}  MemoryP.: ${condition(view, "MemoryPressure")}`,
         `net: ${view.network.kind} ${view.network.address || "-"}  ${s ? s.protocol : ""}`,
-        `XS heap used: ${heap === undefined ? "n/a" : `${Math.round(heap / 1024)} KiB`}  pods: ${s?.pods ?? 0}`,
+        `XS live: ${heap === undefined ? "n/a" : `${kib(heap.slotBytes + heap.chunkBytes)} KiB`}  pods: ${s?.pods ?? 0}`,
+        heap === undefined ? "" : `slots ${kib(heap.slotBytes)} + chunks ${kib(heap.chunkBytes)} KiB`,
         `GPIO: ${pinsLine(gpio)}`,
         s?.lastError ? `error: ${s.lastError}` : view.status,
       ]);

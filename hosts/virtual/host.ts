@@ -1,7 +1,7 @@
 // A host with virtual time and a scripted API server behind its sockets: for fast unit tests, the
 // XS-vs-Node comparison, the bench and a virtual fleet. Pure JavaScript (no Node built-ins): the same
 // file runs inside the XS engine.
-import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents, TlsOptions } from "../../modules/host";
+import type { GpioPort, BoardFacts, ConnectTarget, HeapFigures, Host, HostSocket, Listener, ListenOptions, LogLevel, NetworkFacts, PeerInfo, ServerEvents, ServerSocket, SocketEvents, TlsOptions, XsHeapSample } from "../../modules/host";
 import { ESP32S3_BOARD, ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "./gpio";
 import { tapped } from "../log-tap";
@@ -185,6 +185,8 @@ export interface VirtualHostOptions {
   handler: ScriptedHandler;
   seed?: number;
   heap?: () => HeapFigures | undefined;
+  /** A live-XS-heap sample, as a Moddable debug build takes one; absent: the host has none. */
+  xsHeap?: () => XsHeapSample | undefined;
   network?: () => Partial<NetworkFacts>;
   log?: (level: LogLevel, message: string) => void;
   /** Split each response into pieces of this many bytes (exercises the parser). */
@@ -605,6 +607,7 @@ export function createVirtualHost(options: VirtualHostOptions): VirtualHost {
       return client;
     },
     heap: options.heap ?? (() => ({ free: 200 * 1024, total: 256 * 1024 })),
+    xsHeap: options.xsHeap,
     network: () => ({ kind: "ethernet", connected: true, address: "192.0.2.10", mac: "02:00:00:aa:bb:cc", reconnects: 0, ...options.network?.() }),
     showLed: (r, g, b) => {
       led.push([r, g, b]);

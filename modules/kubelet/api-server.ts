@@ -7,7 +7,7 @@ import type { Host, Listener } from "../host";
 import type { Http2Connection } from "../http/h2";
 import { KubeletAuth, apiReview } from "../server/auth";
 import { HttpServer, textResponse } from "../server/http-server";
-import { MetricsRegistry, registerAgentMetrics, type AgentMetrics, type ContainerReading } from "../server/metrics";
+import { MetricsRegistry, registerAgentMetrics, registerXsHeap, type AgentMetrics, type ContainerReading } from "../server/metrics";
 import { createKubeletApi, summaryBody } from "../server/routes";
 import { formatTime, type WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
@@ -53,7 +53,13 @@ export class KubeletApiServer {
     this.#config = config;
     const metrics = (this.metrics = registerAgentMetrics(this.registry));
     const expiry = (state.credentials ?? []).map((c) => ({ c, gauge: this.registry.gauge("xs_kubelet_credential_expiry_seconds", "Seconds until each of the agent's credentials expires (by the anchored wall clock; negative: expired).", { credential: c.name }) }));
+    const xsHeap = host.xsHeap && registerXsHeap(this.registry);
     this.registry.collect(() => {
+      const sample = host.xsHeap?.();
+      if (xsHeap && sample) {
+        xsHeap.slots.set(sample.slotBytes);
+        xsHeap.chunks.set(sample.chunkBytes);
+      }
       const stats = api.stats;
       metrics.leaseRenewals.set(state.renewals());
       metrics.apiBytes.sent.set(stats.bytesSent);

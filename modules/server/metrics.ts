@@ -325,6 +325,16 @@ export function registerAgentMetrics(registry: MetricsRegistry): AgentMetrics {
   };
 }
 
+/**
+ * The live XS heap (hosts that sample it: Moddable debug builds), registered only there so that no
+ * other host shows a false 0. Slot bytes are the build's: 16-byte slots on the board, 32 in a 64-bit
+ * simulator.
+ */
+export function registerXsHeap(registry: MetricsRegistry): { slots: GaugeHandle; chunks: GaugeHandle } {
+  const help = "The XS heap's live bytes at the agent's last sample after a collection (the figure the simulator's screen shows).";
+  return { slots: registry.gauge("xs_kubelet_xs_heap_live_bytes", help, { heap: "slots" }), chunks: registry.gauge("xs_kubelet_xs_heap_live_bytes", help, { heap: "chunks" }) };
+}
+
 /** What /metrics/resource reports: the node's CPU (core-seconds) and working set, and when they were read. */
 export interface ResourceReading {
   cpuSeconds: number;

@@ -1,6 +1,8 @@
 // The metrics registry and the Prometheus text format 0.0.4, byte for byte: numbers as Go writes
 // them, escaping, histograms, timestamps, and /metrics/resource as the kubelet writes its node part.
 import assert from "node:assert/strict";
+import type { XsHeapSample } from "../../modules/host";
+import { rig } from "../../tools/scenarios/harness";
 import { DURATION_BUCKETS, METRICS_CONTENT_TYPE, MetricsRegistry, escapeHelp, escapeLabelValue, formatFloat, registerAgentMetrics, resourceMetricsText } from "../../modules/server/metrics";
 
 describe("metrics", () => {
@@ -179,5 +181,23 @@ describe("metrics", () => {
         "# TYPE node_memory_working_set_bytes gauge\n" +
         "node_memory_working_set_bytes 1.616273408e+09 1633253809720\n",
     );
+  });
+
+  it("the live XS heap: /metrics shows the host's last sample as it is taken; no series where the host has none", async () => {
+    const api = { certificate: new Uint8Array([0x30, 0]), key: new Uint8Array([0x30, 0]), port: 10250 };
+    let sample: XsHeapSample | undefined;
+    const r = rig({ kubeletApi: api, xsHeap: () => sample });
+    const live = () => [...r.kubelet.apiServer!.registry.render().matchAll(/^xs_kubelet_xs_heap_live_bytes\{heap="(\w+)"\} (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`);
+    // Before the first sample the series hold 0: the Moddable host samples on first read, so only
+    // a host without instrumentation answers undefined, and it registers no series (next rig).
+    assert.deepEqual(live(), ["slots=0", "chunks=0"]);
+    sample = { slotBytes: 160_064, chunkBytes: 71_520, slotSize: 32, atMs: 1000 };
+    assert.deepEqual(live(), ["slots=160064", "chunks=71520"]);
+    sample = { slotBytes: 150_016, chunkBytes: 70_000, slotSize: 32, atMs: 11_000 };
+    assert.deepEqual(live(), ["slots=150016", "chunks=70000"]);
+    assert.match(r.kubelet.apiServer!.registry.render(), /^# TYPE xs_kubelet_xs_heap_live_bytes gauge$/m);
+
+    const none = rig({ kubeletApi: api });
+    assert.doesNotMatch(none.kubelet.apiServer!.registry.render(), /xs_kubelet_xs_heap/);
   });
 });

@@ -1,6 +1,6 @@
 // A kubelet on a virtual host in front of the scripted API: the setup every scenario shares.
 import { Kubelet, type KubeletOptions } from "../../modules/kubelet/kubelet";
-import type { GpioPort, HeapFigures, NetworkFacts } from "../../modules/host";
+import type { GpioPort, HeapFigures, NetworkFacts, XsHeapSample } from "../../modules/host";
 import { FakeApi } from "../../hosts/virtual/scripted-api";
 import { VirtualTime, createVirtualHost, type VirtualHost } from "../../hosts/virtual/host";
 
@@ -30,7 +30,7 @@ export function rigWork<T>(work: () => T): T {
  * The kubelet as it runs against a real API server: over HTTP/2 (prior knowledge: the scripted
  * host has no TLS to negotiate it), unless overrides.http says "http/1.1".
  */
-export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; history?: number; gpio?: GpioPort; store?: Map<string, Uint8Array> } = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
+export function rig(overrides: Partial<KubeletOptions> & RigHostOptions = {}, setup?: (r: Omit<Rig, "kubelet" | "host">) => void): Rig {
   const time = new VirtualTime(serverMeter);
   const api = new FakeApi(time);
   const partial = { time, api, heap: { free: 200 * 1024, total: 256 * 1024 }, net: {} as Partial<NetworkFacts>, offline: false };
@@ -47,6 +47,7 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; his
     history: overrides.history,
     gpio: overrides.gpio,
     store: overrides.store,
+    xsHeap: overrides.xsHeap,
   });
   const kubelet = new Kubelet(
     { nodeName: "board-1", server: { host: "192.0.2.1", port: 6443 }, token: "t0ken", ledFps: 0, http: "h2", ...kubeletOptions(overrides) },
@@ -58,8 +59,11 @@ export function rig(overrides: Partial<KubeletOptions> & { record?: boolean; his
   return r;
 }
 
-function kubeletOptions(o: Partial<KubeletOptions> & { record?: boolean; history?: number; gpio?: GpioPort; store?: Map<string, Uint8Array> }): Partial<KubeletOptions> {
-  const { record: _record, history: _history, gpio: _gpio, store: _store, ...rest } = o;
+/** What rig passes to the virtual host, not to the kubelet. */
+type RigHostOptions = { record?: boolean; history?: number; gpio?: GpioPort; store?: Map<string, Uint8Array>; xsHeap?: () => XsHeapSample | undefined };
+
+function kubeletOptions(o: Partial<KubeletOptions> & RigHostOptions): Partial<KubeletOptions> {
+  const { record: _record, history: _history, gpio: _gpio, store: _store, xsHeap: _xsHeap, ...rest } = o;
   return rest;
 }
 
