@@ -28,4 +28,17 @@ describe("manifest.json", () => {
     const dirs = [...new Set(coreModules().map((m) => m.slice(0, m.lastIndexOf("/"))))];
     for (const dir of dirs) assert.equal(manifest.modules[`xs-kubelet/${dir}/*`], `./${dir}/*`, `no mapping for ${dir}`);
   });
+
+  it("the board build turns on the ESP32-S3R8's octal PSRAM (the XS heaps it is given need it), and each platform names its XS slot size", () => {
+    const board = manifest.platforms["esp32/esp32s3"];
+    const dir = board.build.SDKCONFIGPATH as string;
+    assert.match(dir, /^\.\//);
+    const lines = readFileSync(join(repoRoot, dir, "sdkconfig.defaults"), "utf8").split("\n");
+    for (const line of ["CONFIG_SPIRAM=y", "CONFIG_SPIRAM_MODE_OCT=y", "CONFIG_SPIRAM_MODE_QUAD=n", "CONFIG_SPIRAM_IGNORE_NOTFOUND=n"]) assert.ok(lines.includes(line), line);
+    // 256 KiB of chunks and 16384 slots of 16 bytes: more than the S3's 512 KB of internal SRAM can spare.
+    const { chunk, heap } = board.creation;
+    assert.ok(chunk.initial + heap.initial * board.config.xsSlotSize > 320 * 1024);
+    assert.equal(board.config.xsSlotSize, 16);
+    for (const sim of ["lin", "mac", "win"]) assert.equal(manifest.platforms[sim].config.xsSlotSize, 32, sim);
+  });
 });
