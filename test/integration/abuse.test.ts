@@ -2,18 +2,17 @@
 // connections, oversized headers, a pile of idle TCP connections and garbage instead of TLS, the
 // agent's Lease must go on being renewed on time and its node stay Ready; once the abuse stops, the
 // API server reaches the kubelet API again. The Node host's listener (node:tls) carries the core's
-// HTTP server here; the board's own listener is not covered by this test.
+// HTTP server here; the board's own listener is abused the same way with `npm run faults:abuse`
+// (tools/faults/abuse.ts), run against the simulator by hand (it needs the Moddable SDK).
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { connect as netConnect, type Socket } from "node:net";
-import { connect as tlsConnect } from "node:tls";
 import { createNodeHost } from "../../hosts/node/host";
 import { Kubelet } from "../../modules/kubelet/kubelet";
 import { endpointAddress, type ControlPlane } from "../../tools/controlplane/launcher";
 import { fromKubeconfig } from "../../tools/kube/connection";
 import { eventually } from "../support/api";
 import { useCluster } from "../support/cluster";
-import { Watchdog } from "../support/watchdog";
+import { Watchdog } from "../../tools/kube/watchdog";
+import { abuseKubeletApi } from "../../tools/faults/abuse";
 
 const NAME = "agent-32";
 const ABUSE_MS = 30_000;
@@ -46,58 +45,7 @@ describe("the kubelet API under abuse", function () {
     const port = kubelet!.identity.daemonEndpoints.kubeletEndpoint.Port;
     const host = address;
     const dog = new Watchdog(fromKubeconfig(cp.kubeconfig), NAME);
-    const sockets = new Set<Socket>();
-    const keep = (s: Socket) => {
-      sockets.add(s);
-      s.on("error", () => undefined);
-      s.on("close", () => sockets.delete(s));
-      return s;
-    };
-    const until = Date.now() + ABUSE_MS;
-    const counts = { slowloris: 0, oversized: 0, idle: 0, garbage: 0 };
-    const loops = [
-      // Slowloris: a TLS connection that sends its request head one byte a second.
-      (async () => {
-        while (Date.now() < until) {
-          counts.slowloris++;
-          const s = keep(tlsConnect({ host, port, rejectUnauthorized: false }));
-          s.once("secureConnect", () => {
-            const head = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
-            let i = 0;
-            const t = setInterval(() => (s.destroyed || Date.now() > until ? clearInterval(t) : s.write(head[i++ % head.length])), 1000);
-          });
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      })(),
-      // Headers far past the 8 KiB limit.
-      (async () => {
-        while (Date.now() < until) {
-          counts.oversized++;
-          const s = keep(tlsConnect({ host, port, rejectUnauthorized: false }));
-          s.once("secureConnect", () => s.write(`GET /pods HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`));
-          await new Promise((r) => setTimeout(r, 300));
-          s.destroy();
-        }
-      })(),
-      // 200 TCP connections that never start TLS.
-      (async () => {
-        for (let i = 0; i < 200; i++) {
-          counts.idle++;
-          keep(netConnect({ host, port }));
-        }
-      })(),
-      // Garbage where a ClientHello should be.
-      (async () => {
-        while (Date.now() < until) {
-          counts.garbage++;
-          const s = keep(netConnect({ host, port }));
-          s.once("connect", () => s.end(randomBytes(1024)));
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      })(),
-    ];
-    await Promise.all(loops);
-    for (const s of sockets) s.destroy();
+    const counts = await abuseKubeletApi({ host, port }, ABUSE_MS);
     dog.stop();
     console.log(`      ${JSON.stringify(counts)}; ${dog.renewTimes.length} renewals seen, longest gap ${dog.worstGap} ms`);
     assert.deepEqual(dog.readyNotTrue, [], "Ready stayed True");

@@ -17,7 +17,7 @@ import { clusterRequest, fromKubeconfig, type ClusterConnection } from "../../to
 import { adminApi, approvePendingServing } from "../../tools/provision/provision";
 import { eventually } from "../support/api";
 import { useCluster } from "../support/cluster";
-import { Watchdog } from "../support/watchdog";
+import { Watchdog } from "../../tools/kube/watchdog";
 
 const LIFETIME = 45;
 const NS = "rotation-test";

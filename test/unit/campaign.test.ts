@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { requestKey, retryAfterViolations } from "../../tools/faults/campaign";
 import type { RequestRecord } from "../../tools/faults/h2-proxy";
+import { DRIVE_FAULTS, DRIVE_H2_FAULTS, parseFaultList } from "../../tools/faults/drive";
 
 let stream = 1;
 const rec = (at: number, method: string, path: string, by: RequestRecord["by"] = "apiserver", status = 200): RequestRecord => ({
@@ -50,5 +51,22 @@ describe("fault campaign: the Retry-After gate", () => {
     assert.equal(r.checked, 2);
     assert.deepEqual(r.violations, [`GET /api/v1/pods?fieldSelector=spec.nodeName%3Dn1&watch=true tried again 100 ms after a 503 with Retry-After 2 s`]);
     assert.deepEqual(retryAfterViolations([rec(0, "POST", "/api/v1/namespaces/default/events", "proxy", 429)], [{ record: rec(5, "POST", "/x", "proxy", 429), ms: 1000 }]), { checked: 0, violations: [] });
+  });
+});
+
+describe("npm run faults:drive: the fault list", () => {
+  it("takes the proxy's faults by name, in order, and names what is not one", () => {
+    assert.deepEqual(parseFaultList("corrupt, reset,refuse"), ["corrupt", "reset", "refuse"]);
+    assert.deepEqual(Object.keys(DRIVE_FAULTS).sort(), ["blackhole", "corrupt", "drip", "refuse", "reset", "stall", "truncate"]);
+    assert.throws(() => parseFaultList("reset,gremlins"), /--faults: "gremlins" is not a fault \(one of corrupt, truncate, reset, drip, blackhole, stall, refuse\)/);
+    assert.throws(() => parseFaultList(" , "), /names no fault/);
+    const h2 = Object.keys(DRIVE_H2_FAULTS);
+    assert.deepEqual(parseFaultList("impersonator,429", h2), ["impersonator", "429"]);
+    assert.throws(() => parseFaultList("corrupt", h2), /"corrupt" is not a fault \(one of 429, 500, 503, goaway/);
+    // Every fault must end well inside a 40 s lease, or the node may rightly go Unknown (status
+    // faults wait up to 30 s for their requests but hold nothing: a renewal answered 429 tries
+    // again after its Retry-After).
+    for (const f of Object.values(DRIVE_FAULTS)) assert.ok((f.ms ?? 0) <= 20_000, f.kind);
+    for (const f of Object.values(DRIVE_H2_FAULTS)) if (f.kind !== "status") assert.ok(("ms" in f ? f.ms ?? 0 : 0) + (f.kind === "new-cert" ? f.untrustedMs ?? 0 : 0) <= 20_000, f.kind);
   });
 });

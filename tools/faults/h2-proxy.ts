@@ -162,6 +162,8 @@ export interface H2ProxyOptions {
   pkiDir: string;
   /** SANs of the serving certificate; default localhost and 127.0.0.1 (the agent's serverName "localhost"). */
   names?: string[];
+  /** Where it listens (default 127.0.0.1, a free port). */
+  listen?: { host?: string; port?: number };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -571,7 +573,7 @@ export async function startH2FaultProxy(options: H2ProxyOptions): Promise<H2Faul
 
   await new Promise<void>((resolve, reject) => {
     tls.once("error", reject);
-    tls.listen(0, "127.0.0.1", () => {
+    tls.listen(options.listen?.port ?? 0, options.listen?.host ?? "127.0.0.1", () => {
       tls.off("error", reject);
       resolve();
     });

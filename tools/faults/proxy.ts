@@ -42,10 +42,11 @@ interface Pipe {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+/** at: where it listens (default 127.0.0.1, a free port; a LAN address puts it in a board's path). */
+export async function startFaultProxy(target: { host: string; port: number }, at: { host?: string; port?: number } = {}): Promise<FaultProxy> {
   const pipes = new Set<Pipe>();
   let accepted = 0;
-  let port = 0;
+  let port = at.port ?? 0;
   let server: Server | undefined;
   // The faults in force, read by every pipe as bytes pass.
   let holding = false; // blackhole or stall
@@ -115,7 +116,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         upstream.on("end", () => client.end());
       });
       s.once("error", reject);
-      s.listen(port, "127.0.0.1", () => {
+      s.listen(port, at.host ?? "127.0.0.1", () => {
         port = (s.address() as { port: number }).port;
         server = s;
         resolve();

@@ -1,6 +1,6 @@
 // What the cluster saw of a node, every second: Ready when it was not True, and each new renewTime
 // of its Lease — the evidence that no renewal was missed while something else went on.
-import { clusterRequest, type ClusterConnection } from "../../tools/kube/connection";
+import { clusterRequest, type ClusterConnection } from "./connection";
 
 /** What the cluster saw of a node every second: Ready, and each new renewTime of its Lease. */
 export class Watchdog {
