@@ -40,7 +40,7 @@ import { Digest } from "crypt";
 import type { Listener as HostListener, ListenOptions, LogLevel, PeerInfo, ServerEvents, ServerSocket } from "../../modules/host";
 import { busy } from "./runtime";
 import { CLIENT_SIGNATURE_SCHEMES, publicKeyOf, verifyClientChain, verifyTlsSignature, type ClientIdentity } from "ssl/cert";
-import { closeQuietly, drainRecords, flushRecords, stepHandshake, wireOf } from "./tls-record";
+import { closeQuietly, drainRecords, flushRecords, stepHandshake, tlsFailure, wireOf } from "./tls-record";
 
 const SHA256_OID = Object.freeze([2, 16, 840, 1, 101, 3, 4, 2, 1]);
 const SECP256R1 = 23;
@@ -385,7 +385,7 @@ class ServerConnection implements ServerSocket {
       try {
         busy(() => fn(...args));
       } catch (e) {
-        this.#fail(String((e as Error)?.message ?? e ?? "TLS failure"));
+        this.#fail(tlsFailure(e).message);
       }
     };
   }

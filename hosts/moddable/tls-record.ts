@@ -12,6 +12,17 @@ import SSLAlert from "ssl/alert";
 const WARNING = 1;
 const CLOSE_NOTIFY = 0;
 
+/**
+ * What a TLS failure says. The SDK's session reads each record into a buffer that may grow to
+ * 32 KiB; a header claiming more (garbage, or another protocol on the port) makes XS throw only
+ * "newLength > maxByteLength", which names nothing the reader knows.
+ */
+export function tlsFailure(e: unknown): Error {
+  const message = String((e as Error)?.message ?? e ?? "TLS failure");
+  if (/maxByteLength/.test(message)) return new Error("TLS: the peer's record header claims more than 32 KiB: not TLS (garbage, or another protocol)");
+  return e instanceof Error ? e : new Error(message);
+}
+
 /** TLS plaintext per record (2^14). */
 export const MAX_FRAGMENT = 16384;
 /**

@@ -23,7 +23,7 @@ import TCP from "embedded:io/socket/tcp";
 import Session, { type SessionOptions, type SessionSocket } from "ssl/session";
 import { CERTIFICATE_REJECTED } from "../../modules/host";
 import { busy } from "./runtime";
-import { RECORD_OVERHEAD, closeQuietly, drainRecords, flushRecords, stepHandshake, wireOf } from "./tls-record";
+import { RECORD_OVERHEAD, closeQuietly, drainRecords, flushRecords, stepHandshake, tlsFailure, wireOf } from "./tls-record";
 
 export interface TLSStreamOptions {
   /** IPv4 literal: the SDK's TCP does not resolve names. */
@@ -125,7 +125,7 @@ export default class TLSStream {
       try {
         busy(() => fn(...args)); // the handshake's crypto is most of the agent's CPU time
       } catch (e) {
-        this.#fail(this.#rejected() ?? e ?? new Error("TLS failure"));
+        this.#fail(this.#rejected() ?? tlsFailure(e));
       }
     };
   }
