@@ -1,9 +1,11 @@
 // The Host pieces every Moddable build shares (board and simulator): timers, monotonic time,
 // randomness, UTF-8, heap figures from instrumentation, and the console log.
+/// <reference path="./types/ssl-server.d.ts" />
 import Timer from "timer";
 import Time from "time";
 import Instrumentation from "instrumentation";
 import Debug from "debug";
+import RNG from "rng";
 import config from "mc/config";
 import type { HeapFigures, LogLevel, TimerId, XsHeapSample } from "../../modules/host";
 
@@ -66,10 +68,9 @@ export function random(): number {
   return Math.random();
 }
 
+/** From the SDK's RNG, the one TLS uses (seeded from the hardware RNG on the board; see hosts/sim for mcsim). */
 export function randomBytes(length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) out[i] = Math.floor(Math.random() * 256);
-  return out;
+  return new Uint8Array(RNG.get(length));
 }
 
 export function utf8Encode(text: string): Uint8Array {

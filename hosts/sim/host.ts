@@ -1,10 +1,13 @@
 // The simulator board (mcsim on Linux/macOS/Windows): the host's own network (no W5500, no
 // Wi-Fi), and the LED plus the node's state drawn on the simulator screen with Poco.
+/// <reference path="../moddable/types/ssl-server.d.ts" />
 import Net from "net";
 import Poco from "commodetto/Poco";
 import parseBMF from "commodetto/parseBMF";
 import Resource from "Resource";
 import config from "mc/config";
+import RNG from "rng";
+import Time from "time";
 import type { BoardFacts, NetworkFacts } from "../../modules/host";
 import type { Board, FirmwareView } from "../moddable/app";
 import { xsHeap } from "../moddable/runtime";
@@ -12,6 +15,16 @@ import { ESP32S3_GPIO } from "../esp32s3/board";
 import { SimulatedGpio } from "../virtual/gpio";
 
 const kib = (bytes: number) => (bytes / 1024).toFixed(1);
+
+// mcsim never seeds the C library's rand(), which seeds the SDK's RNG and is Math.random: every
+// simulator start drew the same sequence — the same bootID (Kubernetes saw no restart) and the same
+// TLS randoms and ephemeral keys. Seeded here from the PC's clock, before any connection: each
+// start differs (predictable to whoever knows the start time to the microsecond: the simulator is
+// no place for secrets). On the board rand() is the ESP32's hardware RNG.
+{
+  const seed = new Float64Array([Date.now(), Time.ticks, Math.random()]);
+  RNG.init(seed.buffer as ArrayBuffer);
+}
 
 /** A stable locally-administered MAC for the simulator (mcsim has none): from mc/config "simMac". */
 function simMac(): string {

@@ -92,8 +92,12 @@ async function h2Driver(target: { host: string; port: number }, at: { host: stri
       return proxy.accepted;
     },
     inject: async (name) => {
+      const failedBefore = proxy.handshakeFailures;
       const r = await proxy.inject(DRIVE_H2_FAULTS[name]);
-      return `${r.hits} hit${r.refused !== undefined ? `, ${r.refused} connection${r.refused === 1 ? "" : "s"} refusing the impersonator` : ""}${r.windowFull === false ? ", window never full" : ""}`;
+      // A client refusing the certificate ends the handshake (TLS 1.2: a handshake failure here) or
+      // the connection before its first stream (TLS 1.3: r.refused).
+      const refused = (r.refused ?? 0) + proxy.handshakeFailures - failedBefore;
+      return `${r.hits} hit${r.refused !== undefined ? `, ${refused} connection${refused === 1 ? "" : "s"} refused it` : ""}${r.windowFull === false ? ", window never full" : ""}`;
     },
     impersonated: () => proxy.requests().filter((r) => r.certificate === 0).length,
     close: () => proxy.close(),

@@ -33,7 +33,8 @@ declare module "ssl/constants" {
   export const ECDHE_RSA: number;
 }
 declare module "rng" {
-  const RNG: { get(n: number): ArrayBuffer };
+  /** init: seeds the RC4 state again (absent: from the C library's rand()). */
+  const RNG: { get(n: number): ArrayBuffer; init(seed?: ArrayBuffer): void };
   export default RNG;
 }
 
