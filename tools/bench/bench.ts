@@ -6,7 +6,7 @@
 import { VirtualTime, createVirtualHost } from "../../hosts/virtual/host";
 import { HttpConnection } from "../../modules/http/connection";
 import { startControlPlane } from "../controlplane/launcher";
-import { fleetNames, limiter, localTarget, runFleetStep } from "../fleet/fleet";
+import { fleetNames, limiter, localTarget, runFleetStep, type FleetStep } from "../fleet/fleet";
 import { apiServerReturn } from "../fleet/return";
 import { runVirtualFleet, type VirtualFleetStep } from "../fleet/virtual";
 import type { Kubelet } from "../../modules/kubelet/kubelet";
@@ -115,7 +115,17 @@ if (!process.argv.includes("--no-cluster") && !process.argv.includes("--no-wire"
         count === RETURN_BOARDS
           ? async (kubelets: Kubelet[], proxy: CountingProxy) => void (cluster.apiServerReturn = await apiServerReturn(cp, kubelets, proxy, { downMs: 5000, progress: (l) => progress(`[fleet ${count}] ${l}`) }))
           : undefined;
-      const step = await runFleetStep(target, { count, windowSeconds: 60, progress: (l) => progress(`[fleet ${count}] ${l}`), afterWindow });
+      let step: FleetStep;
+      try {
+        step = await runFleetStep(target, { count, windowSeconds: 60, progress: (l) => progress(`[fleet ${count}] ${l}`), afterWindow });
+      } catch (err) {
+        // The harness ran out of something (5000 boards in one process: its 20 000 open files)
+        // before the agents' lateness said anything: a stop of the sweep, said as such.
+        const reason = String((err as Error)?.message ?? err).split("\n")[0];
+        cluster.fleetStopped = { count, reason };
+        progress(`fleet: ${count} boards could not be run: ${reason}`);
+        break;
+      }
       cluster.fleet.push(step);
       progress(`fleet: ${count} boards: lateness p99 ${step.latenessMs.p99} ms; busiest ${limiter(step)}`);
       if (step.latenessMs.p99 >= 1000 || step.readyAtEnd < step.count) break;

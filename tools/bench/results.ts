@@ -24,6 +24,8 @@ export interface Cluster {
   wire?: WireResult;
   recovery?: RecoveryResult;
   fleet?: FleetStep[];
+  /** The step the sweep could not run, and why (the harness, not the agents: open files, say). */
+  fleetStopped?: { count: number; reason: string };
   apiServerReturn?: ReturnResult;
 }
 
@@ -80,6 +82,7 @@ export function buildResults(input: {
       bytesPerAgentPerMinute: best ? best.bytesPerAgentPerMinute.up + best.bytesPerAgentPerMinute.down : undefined,
       memoryPerAgentBytes: best?.memoryPerAgentBytes.rss,
       limitedBy: fleet.length ? limiter(fleet[fleet.length - 1]) : undefined,
+      stoppedBy: cluster.fleetStopped,
       virtual: input.virtual,
       apiServerReturn: cluster.apiServerReturn && {
         how: "after the 1000-board step's window, kube-apiserver restarted (SIGTERM, down 5 s, started again on the same etcd); the return is the first moment a direct read (GET /version every 50 ms) answers again; per board that missed a renewal, the time from the return to its first good renewal, when that renewal's request was sent and how long the API server took to answer it; connections accepted at the counting proxy (probes and TLS connections)",
@@ -213,7 +216,7 @@ export function writeReport(r: Results): void {
     const bound = busy >= 0.85 * 100 * r.machine.cpus;
     const broke = last.latenessMs.p99 >= 1000 || last.readyAtEnd < last.count;
     md.push(
-      `Largest fleet with p99 lateness under 1 s: **${r.fleet.maxAgentsP99Under1s}** boards${broke ? "" : " — the sweep's last step, not its limit: no step reached 1 s"}; ${r.fleet.bytesPerAgentPerMinute ?? "–"} B per board per minute at that size (both ways, TLS included). At the last step (${last.count} boards, p99 ${last.latenessMs.p99} ms) the busiest process was ${r.fleet.limitedBy}; the three together used ${busy} % of the machine's ${100 * r.machine.cpus} %, so ${
+      `Largest fleet with p99 lateness under 1 s: **${r.fleet.maxAgentsP99Under1s}** boards${broke ? "" : r.fleet.stoppedBy ? ` — not the agents' limit: the next step, ${r.fleet.stoppedBy.count} boards, could not be run (${r.fleet.stoppedBy.reason})` : " — the sweep's last step, not its limit: no step reached 1 s"}; ${r.fleet.bytesPerAgentPerMinute ?? "–"} B per board per minute at that size (both ways, TLS included). At the last step (${last.count} boards, p99 ${last.latenessMs.p99} ms) the busiest process was ${r.fleet.limitedBy}; the three together used ${busy} % of the machine's ${100 * r.machine.cpus} %, so ${
         bound
           ? "the machine's CPU is what ran out."
           : "the machine was not CPU-bound: the time goes to waiting inside kube-apiserver — most likely API Priority and Fairness queueing (nodes' requests share its `system` priority level), which this run does not confirm from the API server's own metrics."
