@@ -133,9 +133,18 @@ export function sampleXsHeap(): XsHeapSample | undefined {
   return lastSample;
 }
 
-/** The last sample (one is taken now if there is none yet); undefined where the build has no instrumentation. */
+let triedSample = false;
+
+/**
+ * The last sample (the first read takes one); undefined where the build has no instrumentation,
+ * which is found once: the screen reads this every second and must not force a collection each time.
+ */
 export function xsHeap(): XsHeapSample | undefined {
-  return lastSample ?? sampleXsHeap();
+  if (!lastSample && !triedSample) {
+    triedSample = true;
+    sampleXsHeap();
+  }
+  return lastSample;
 }
 
 /** XS heap in use (chunks + slots), where instrumentation exists. */
