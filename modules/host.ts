@@ -112,7 +112,7 @@ export interface HeapFigures {
 
 /**
  * The XS heap's live bytes: what the slot and chunk heaps hold right after a collection (garbage
- * excluded), as one sample the host took at atMs (monotonic). slotSize is the bytes of one slot on
+ * excluded), as one sample the host took. slotSize is the bytes of one slot on
  * this build (16 on the board's 32-bit XS, 32 in a 64-bit simulator or xsnap): the same program
  * holds twice the slot bytes on a 64-bit host.
  */
@@ -120,7 +120,6 @@ export interface XsHeapSample {
   slotBytes: number;
   chunkBytes: number;
   slotSize: number;
-  atMs: number;
 }
 
 export type NetworkKind = "ethernet" | "wifi" | "host";

@@ -129,7 +129,7 @@ export function sampleXsHeap(): XsHeapSample | undefined {
   const chunkBytes = instrument("XS Chunk Heap Used");
   const slotBytes = instrument("XS Slot Heap Used");
   if (chunkBytes === undefined || slotBytes === undefined) return undefined;
-  lastSample = { slotBytes, chunkBytes, slotSize: SLOT_SIZE, atMs: monotonic() };
+  lastSample = { slotBytes, chunkBytes, slotSize: SLOT_SIZE };
   return lastSample;
 }
 

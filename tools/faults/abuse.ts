@@ -10,7 +10,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { fromKubeconfig } from "../kube/connection";
+import { fromKubeconfig, parseHostPort } from "../kube/connection";
 import { Watchdog } from "../kube/watchdog";
 
 export interface AbuseCounts {
@@ -77,17 +77,17 @@ export async function abuseKubeletApi(target: { host: string; port: number }, ms
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { kubeconfig: { type: "string" }, node: { type: "string" }, kubelet: { type: "string" }, seconds: { type: "string" }, idle: { type: "string" }, help: { type: "boolean", short: "h" } } });
-  const m = /^(.+):(\d{1,5})$/.exec(values.kubelet ?? "");
-  if (values.help || !values.kubeconfig || !values.node || !m) {
+  if (values.help || !values.kubeconfig || !values.node || !values.kubelet) {
     console.log("usage: npm run faults:abuse -- --kubeconfig FILE --node NAME --kubelet HOST:PORT [--seconds 30] [--idle 200]\n  abuses the node's kubelet API port while watching its Lease: renewals must stay on time (≤ 12 s apart) and Ready True");
     return values.help ? 0 : 2;
   }
+  const target = parseHostPort(values.kubelet, "--kubelet");
   const seconds = Number(values.seconds ?? 30);
   const idle = Number(values.idle ?? 200);
   if (!(seconds > 0) || !(Number.isInteger(idle) && idle >= 0)) throw new Error(`--seconds must be > 0 and --idle a whole number, not "${values.seconds}", "${values.idle}"`);
   const dog = new Watchdog(fromKubeconfig(values.kubeconfig), values.node);
-  console.log(`[abuse] ${m[1]}:${m[2]} for ${seconds} s (slowloris, oversized headers, ${idle} idle connections, garbage TLS); watching ${values.node}'s Lease`);
-  const counts = await abuseKubeletApi({ host: m[1], port: Number(m[2]) }, seconds * 1000, idle);
+  console.log(`[abuse] ${target.host}:${target.port} for ${seconds} s (slowloris, oversized headers, ${idle} idle connections, garbage TLS); watching ${values.node}'s Lease`);
+  const counts = await abuseKubeletApi(target, seconds * 1000, idle);
   // One more renewal interval: a renewal held up by the abuse shows as a gap reaching past its end.
   await sleep(11_000);
   dog.stop();

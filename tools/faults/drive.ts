@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { constants as H2 } from "node:http2";
-import { clusterRequest, fromKubeconfig, type ClusterConnection } from "../kube/connection";
+import { clusterRequest, fromKubeconfig, parseHostPort, type ClusterConnection } from "../kube/connection";
 import { startFaultProxy, type Fault, type FaultKind } from "./proxy";
 import { LEASE_RENEWAL, startH2FaultProxy, type H2Fault } from "./h2-proxy";
 import { percentile } from "../util/stats";
@@ -104,12 +104,6 @@ async function h2Driver(target: { host: string; port: number }, at: { host: stri
   };
 }
 
-function hostPort(text: string, what: string): { host: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(text);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`${what} must be HOST:PORT, not "${text}"`);
-  return { host: m[1], port: Number(m[2]) };
-}
-
 interface NodeView {
   renewTime: number;
   ready: string;
@@ -159,8 +153,8 @@ start it, and this waits for its first renewal through the proxy.`);
   }
   const conn = fromKubeconfig(values.kubeconfig);
   const node = values.node;
-  const target = values.target ? hostPort(values.target, "--target") : { host: conn.host, port: conn.port };
-  const at = hostPort(values.listen ?? "127.0.0.1:16443", "--listen");
+  const target = values.target ? parseHostPort(values.target, "--target") : { host: conn.host, port: conn.port };
+  const at = parseHostPort(values.listen ?? "127.0.0.1:16443", "--listen");
   const catalogue = Object.keys(values.h2 ? DRIVE_H2_FAULTS : DRIVE_FAULTS);
   const kinds = parseFaultList(values.faults ?? catalogue.join(","), catalogue);
   if (values.h2 && !values.pki) throw new Error("--h2 needs --pki DIR (the cluster CA's ca.crt and ca.key sign the proxy's certificates)");

@@ -46,6 +46,13 @@ export function parseServer(url: string): { host: string; port: number } {
 }
 
 /** Reads server, CA and credentials of the current context of a kubeconfig. */
+/** "HOST:PORT" as a command line gives it (what names the option in the error). */
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`${what} must be HOST:PORT, not "${text}"`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
 export function fromKubeconfig(file: string): ClusterConnection {
   const doc = parseYaml(readFileSync(file, "utf8"));
   const ctxName = doc?.["current-context"];
