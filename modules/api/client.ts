@@ -118,6 +118,9 @@ export class ApiClient {
     ];
     if (options.token) this.#baseHeaders.push(["Authorization", `Bearer ${options.token}`]);
     this.#protobufHeaders = this.#baseHeaders.map(([n, v]) => [n, n === "Accept" ? `${PROTOBUF}, application/json` : v]);
+    // Requests without a body share these lists (#headers): nothing may change them.
+    Object.freeze(this.#baseHeaders);
+    Object.freeze(this.#protobufHeaders);
   }
 
   #protobufHeaders: [string, string][];
@@ -165,13 +168,12 @@ export class ApiClient {
   }
 
   #headers(options: CallOptions): { headers: [string, string][]; body?: Uint8Array } {
-    const headers = (options.echoIgnored && this.#options.protobufEchoes !== false ? this.#protobufHeaders : this.#baseHeaders).slice();
-    let body: Uint8Array | undefined;
-    if (options.body !== undefined) {
-      headers.push(["Content-Type", options.contentType ?? "application/json"]);
-      body = this.#options.host.utf8Encode(typeof options.body === "string" ? options.body : JSON.stringify(options.body));
-    }
-    return { headers, body };
+    const base = options.echoIgnored && this.#options.protobufEchoes !== false ? this.#protobufHeaders : this.#baseHeaders;
+    // Without a body the shared (frozen) list goes as it is: a watch holds its request for minutes,
+    // and a copy of the list is ten slots and a chunk of its own per open stream.
+    if (options.body === undefined) return { headers: base };
+    const headers = [...base, ["Content-Type", options.contentType ?? "application/json"] as [string, string]];
+    return { headers, body: this.#options.host.utf8Encode(typeof options.body === "string" ? options.body : JSON.stringify(options.body)) };
   }
 
   /**
@@ -191,32 +193,45 @@ export class ApiClient {
    * A long-lived response (a watch): its body goes to onData as it arrives. Resolves when the
    * server ends it (the status tells whether it was ever a stream), rejects when it broke.
    */
-  async stream(path: string, onData: (bytes: Uint8Array) => void, options: StreamOptions): Promise<ApiResult> {
+  stream(path: string, onData: (bytes: Uint8Array) => void, options: StreamOptions): Promise<ApiResult> {
     const { headers } = this.#headers({});
     const request: HttpRequest = { method: "GET", path, headers, onData, onHead: options.onHead, timeoutMs: options.timeoutMs, cancel: options.cancel, flow: options.flow, keepBody: 0 };
-    return this.#result(await this.#send(request));
+    return this.#send(request).then((response) => this.#result(response));
   }
 
-  async #send(request: HttpRequest): Promise<HttpResponse> {
-    for (let attempt = 0; ; attempt++) {
-      const transport = request.onData && this.#transport.protocol !== "h2" ? this.#http1() : this.#transport;
-      if (transport !== this.#transport) this.#streams.add(transport as HttpConnection);
-      try {
-        return await transport.request(request);
-      } catch (err) {
-        // Nothing reached the server as HTTP/2: the same request goes out again over HTTP/1.1.
-        if (isHttp2Unsupported(err) && this.#http === "auto" && attempt === 0) {
-          this.#fallBack(err);
-          continue;
-        }
-        throw err;
-      } finally {
-        if (this.#streams.delete(transport as HttpConnection)) {
-          transport.close();
-          this.#retire(transport.stats);
-        }
+  /**
+   * Written with then(), not async: a watch's request is in flight for minutes, and a suspended
+   * async function keeps its frame (a chunk of about a kilobyte in XS) for all that time; one
+   * closure is a dozen slots.
+   */
+  #send(request: HttpRequest, attempt = 0): Promise<HttpResponse> {
+    const transport = request.onData && this.#transport.protocol !== "h2" ? this.#http1() : this.#transport;
+    if (transport === this.#transport) return transport.request(request).catch((err) => this.#again(err, request, attempt));
+    // A watch over HTTP/1.1: a connection of its own, closed when the watch ends.
+    this.#streams.add(transport as HttpConnection);
+    const done = () => {
+      if (this.#streams.delete(transport as HttpConnection)) {
+        transport.close();
+        this.#retire(transport.stats);
       }
-    }
+    };
+    return transport.request(request).then(
+      (response) => {
+        done();
+        return response;
+      },
+      (err) => {
+        done();
+        return this.#again(err, request, attempt);
+      },
+    );
+  }
+
+  /** Nothing reached the server as HTTP/2: the same request goes out again over HTTP/1.1 (once). */
+  #again(err: unknown, request: HttpRequest, attempt: number): Promise<HttpResponse> {
+    if (!isHttp2Unsupported(err) || this.#http !== "auto" || attempt > 0) throw err;
+    this.#fallBack(err);
+    return this.#send(request, 1);
   }
 
   #fallBack(err: Http2Unsupported): void {
