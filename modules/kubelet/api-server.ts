@@ -7,7 +7,7 @@ import type { Host, Listener } from "../host";
 import type { Http2Connection } from "../http/h2";
 import { KubeletAuth, apiReview } from "../server/auth";
 import { HttpServer, textResponse } from "../server/http-server";
-import { MetricsRegistry, registerAgentMetrics, registerXsHeap, type AgentMetrics, type ContainerReading } from "../server/metrics";
+import { AGENT, AgentMetrics, MetricsRegistry, registerXsHeap, type ContainerReading } from "../server/metrics";
 import { createKubeletApi, summaryBody } from "../server/routes";
 import { formatTime, type WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
@@ -40,7 +40,9 @@ export interface AgentState {
 }
 
 export class KubeletApiServer {
-  readonly metrics: AgentMetrics;
+  /** The agent's own series (a fixed set, counted and set in place). */
+  readonly metrics = new AgentMetrics();
+  /** The series beside them: each credential's expiry, the live XS heap where the host samples it. */
   readonly registry = new MetricsRegistry();
   readonly server: HttpServer;
   readonly auth: KubeletAuth;
@@ -51,7 +53,7 @@ export class KubeletApiServer {
   constructor(host: Host, api: ApiClient, clock: WallClock, nodeName: string, config: KubeletApiConfig, state: AgentState, log: (message: string) => void) {
     this.#host = host;
     this.#config = config;
-    const metrics = (this.metrics = registerAgentMetrics(this.registry));
+    const metrics = this.metrics;
     const expiry = (state.credentials ?? []).map((c) => ({ c, gauge: this.registry.gauge("xs_kubelet_credential_expiry_seconds", "Seconds until each of the agent's credentials expires (by the anchored wall clock; negative: expired).", { credential: c.name }) }));
     const xsHeap = host.xsHeap && registerXsHeap(this.registry);
     this.registry.collect(() => {
@@ -61,21 +63,21 @@ export class KubeletApiServer {
         xsHeap.chunks.set(sample.chunkBytes);
       }
       const stats = api.stats;
-      metrics.leaseRenewals.set(state.renewals());
-      metrics.apiBytes.sent.set(stats.bytesSent);
-      metrics.apiBytes.received.set(stats.bytesReceived);
-      metrics.tlsHandshakes.set(stats.connects);
-      metrics.networkReconnects.set(host.network().reconnects);
+      metrics.set(AGENT.leaseRenewals, state.renewals());
+      metrics.set(AGENT.apiBytesSent, stats.bytesSent);
+      metrics.set(AGENT.apiBytesReceived, stats.bytesReceived);
+      metrics.set(AGENT.tlsHandshakes, stats.connects);
+      metrics.set(AGENT.networkReconnects, host.network().reconnects);
       const heap = host.heap();
       if (heap) {
-        metrics.heapBytes.free.set(heap.free);
-        metrics.heapBytes.total.set(heap.total);
+        metrics.set(AGENT.heapFree, heap.free);
+        metrics.set(AGENT.heapTotal, heap.total);
       }
-      metrics.uptimeSeconds.set((host.monotonic() - state.bootAt) / 1000);
-      metrics.clockOffsetSeconds.set(clock.lastCorrectionMs / 1000);
+      metrics.set(AGENT.uptimeSeconds, (host.monotonic() - state.bootAt) / 1000);
+      metrics.set(AGENT.clockOffsetSeconds, clock.lastCorrectionMs / 1000);
       if (clock.anchored) for (const { c, gauge } of expiry) gauge.set(Math.round((c.validity.notAfter - clock.now()) / 1000));
-      metrics.watchEvents.set(state.watchEvents());
-      metrics.http2Goaways.set(api.protocol === "h2" ? (api.connection as Http2Connection).goaways : 0);
+      metrics.set(AGENT.watchEvents, state.watchEvents());
+      metrics.set(AGENT.http2Goaways, api.protocol === "h2" ? (api.connection as Http2Connection).goaways : 0);
     });
     this.auth = new KubeletAuth({ nodeName, review: apiReview(api), now: () => host.monotonic(), log });
     const handler = createKubeletApi(
@@ -88,7 +90,7 @@ export class KubeletApiServer {
           if (out.status !== 200) return textResponse(out.status, out.message ?? "");
           return { status: 200, headers: [["Content-Type", "text/plain"]], body: out.text ?? "", stream: out.follow };
         },
-        metrics: () => this.registry.render(),
+        metrics: () => this.render(),
         resource: () => {
           const u = host.usage?.();
           // metrics-server drops a node reporting 0: no reading is better than a false one.
@@ -117,7 +119,13 @@ export class KubeletApiServer {
 
   /** Counts one of the agent's failed requests under its kind. */
   failed(kind: FailureKind): void {
-    this.metrics.failures[kind].inc();
+    this.metrics.failed(kind);
+  }
+
+  /** /metrics: the agent's series, then the registry's (its collect hook refreshes both first). */
+  render(): string {
+    const rest = this.registry.render();
+    return this.metrics.render() + rest;
   }
 
   /** Starts serving; resolves with the port bound (what the Node advertises). */

@@ -120,7 +120,7 @@ export class Kubelet {
       timeoutMs: options.requestTimeoutMs,
       http: options.http,
       protobufEchoes: options.protobufEchoes,
-      onResponse: (seconds) => this.apiServer?.metrics.apiRequestDuration.observe(seconds),
+      onResponse: (seconds) => this.apiServer?.metrics.observe(seconds),
       onFallback: (why) => this.#log("info", `${why}: using HTTP/1.1 (watches then need a connection each)`),
     });
     this.identity = buildIdentity({ name: options.nodeName, ...host.board, ...(options.pods === false ? { pods: 0 } : {}), ...options.identity }, host.network().mac, bootIdFrom(host.randomBytes(16)), host.heap()?.total);

@@ -36,7 +36,7 @@ describe("credentials", () => {
     const events = [...soon.api.coreEvents.values()].filter((e) => e.reason === "CredentialExpiring");
     assert.equal(events.length, 1);
     assert.match(events[0].message, /^the ServiceAccount token expires at 2026-11-21T13:00:00Z \(judged by the wall clock anchored from the API server's Date header\)/);
-    const metrics = soon.kubelet.apiServer!.registry.render();
+    const metrics = soon.kubelet.apiServer!.render();
     const seconds = Number(/xs_kubelet_credential_expiry_seconds\{credential="token"\} (-?\d+)/.exec(metrics)?.[1]);
     assert.ok(seconds > 3500 && seconds <= 3600 - 30, `${seconds} s left`);
     await soon.kubelet.stop();

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { XsHeapSample } from "../../modules/host";
 import { rig } from "../../tools/scenarios/harness";
-import { DURATION_BUCKETS, METRICS_CONTENT_TYPE, MetricsRegistry, escapeHelp, escapeLabelValue, formatFloat, registerAgentMetrics, resourceMetricsText } from "../../modules/server/metrics";
+import { AGENT, AgentMetrics, DURATION_BUCKETS, METRICS_CONTENT_TYPE, MetricsRegistry, escapeHelp, escapeLabelValue, formatFloat, resourceMetricsText } from "../../modules/server/metrics";
 
 describe("metrics", () => {
   it("formats numbers as Go's strconv.FormatFloat(v, 'g', -1, 64)", () => {
@@ -131,16 +131,17 @@ describe("metrics", () => {
     assert.throws(() => r.collect(() => {}), /more than 1 collect hooks/);
   });
 
-  it("registers the agent's own series, all at zero until the lead wires them", () => {
-    const r = new MetricsRegistry();
-    const m = registerAgentMetrics(r);
-    m.leaseRenewals.inc();
-    m.failures.network.inc(2);
-    m.apiRequestDuration.observe(0.2);
-    m.apiBytes.sent.set(1234);
-    m.heapBytes.free.set(150_000);
-    m.clockOffsetSeconds.set(-0.5);
-    const text = r.render();
+  it("the agent's own series, all at zero until the lead wires them", () => {
+    const m = new AgentMetrics();
+    m.inc(AGENT.leaseRenewals);
+    m.failed("network");
+    m.failed("network");
+    m.inc(AGENT.failuresApi, -1); // counters only go up
+    m.observe(0.2);
+    m.set(AGENT.apiBytesSent, 1234);
+    m.set(AGENT.heapFree, 150_000);
+    m.set(AGENT.clockOffsetSeconds, -0.5);
+    const text = m.render();
     for (const line of [
       "# TYPE xs_kubelet_lease_renewals_total counter",
       "xs_kubelet_lease_renewals_total 1",
@@ -168,6 +169,41 @@ describe("metrics", () => {
     }
     assert.equal(text.split("\n").filter((l) => l.startsWith("# TYPE")).length, 11);
     assert.equal(DURATION_BUCKETS.length, 11);
+    assert.equal(m.observed, 1);
+  });
+
+  it("the agent's series render as the registry renders the same series, byte for byte", () => {
+    const m = new AgentMetrics();
+    const r = new MetricsRegistry();
+    const failures = "Failures of the agent's requests to the API server, by the kind of failure (the retry policy's kinds).";
+    const bytes = "Bytes exchanged with the API server, over every connection.";
+    const heap = "The agent's heap in bytes.";
+    r.counter("xs_kubelet_lease_renewals_total", "Lease renewals the API server accepted.").set(7);
+    for (const kind of ["auth", "certificate", "network", "api"] as const) r.counter("xs_kubelet_failures_total", failures, { kind }).set(kind === "api" ? 3 : 0);
+    const h = r.histogram("xs_kubelet_api_request_duration_seconds", "Duration of the agent's requests to the API server, in seconds.", DURATION_BUCKETS);
+    r.counter("xs_kubelet_api_bytes_total", bytes, { direction: "sent" }).set(1.616273408e9);
+    r.counter("xs_kubelet_api_bytes_total", bytes, { direction: "received" });
+    r.counter("xs_kubelet_tls_handshakes_total", "TLS handshakes with the API server (each costs the board about a second).").set(2);
+    r.counter("xs_kubelet_network_reconnects_total", "Network reconnects (Wi-Fi drops, Ethernet link losses) since the host started.");
+    r.gauge("xs_kubelet_heap_bytes", heap, { state: "free" }).set(1e-5);
+    r.gauge("xs_kubelet_heap_bytes", heap, { state: "total" });
+    r.gauge("xs_kubelet_uptime_seconds", "Seconds since the agent started.").set(95.5);
+    r.gauge("xs_kubelet_clock_offset_seconds", "How far the last Date header moved the agent's wall clock, in seconds.").set(-0.25);
+    r.counter("xs_kubelet_watch_events_total", "Watch events received.");
+    r.counter("xs_kubelet_http2_goaways_total", "HTTP/2 GOAWAY frames received from the API server.").set(1);
+    for (const d of [0.001, 0.2, 0.2, 3, 11, NaN]) {
+      h.observe(d);
+      m.observe(d);
+    }
+    m.set(AGENT.leaseRenewals, 7);
+    for (let i = 0; i < 3; i++) m.failed("api");
+    m.set(AGENT.apiBytesSent, 1.616273408e9);
+    m.set(AGENT.tlsHandshakes, 2);
+    m.set(AGENT.heapFree, 1e-5);
+    m.set(AGENT.uptimeSeconds, 95.5);
+    m.set(AGENT.clockOffsetSeconds, -0.25);
+    m.set(AGENT.http2Goaways, 1);
+    assert.equal(m.render(), r.render());
   });
 
   it("/metrics/resource: the kubelet's node lines, exactly", () => {
@@ -187,7 +223,7 @@ describe("metrics", () => {
     const api = { certificate: new Uint8Array([0x30, 0]), key: new Uint8Array([0x30, 0]), port: 10250 };
     let sample: XsHeapSample | undefined;
     const r = rig({ kubeletApi: api, xsHeap: () => sample });
-    const live = () => [...r.kubelet.apiServer!.registry.render().matchAll(/^xs_kubelet_xs_heap_live_bytes\{heap="(\w+)"\} (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`);
+    const live = () => [...r.kubelet.apiServer!.render().matchAll(/^xs_kubelet_xs_heap_live_bytes\{heap="(\w+)"\} (\d+)$/gm)].map((m) => `${m[1]}=${m[2]}`);
     // Before the first sample the series hold 0: the Moddable host samples on first read, so only
     // a host without instrumentation answers undefined, and it registers no series (next rig).
     assert.deepEqual(live(), ["slots=0", "chunks=0"]);
@@ -195,9 +231,9 @@ describe("metrics", () => {
     assert.deepEqual(live(), ["slots=160064", "chunks=71520"]);
     sample = { slotBytes: 150_016, chunkBytes: 70_000, slotSize: 32 };
     assert.deepEqual(live(), ["slots=150016", "chunks=70000"]);
-    assert.match(r.kubelet.apiServer!.registry.render(), /^# TYPE xs_kubelet_xs_heap_live_bytes gauge$/m);
+    assert.match(r.kubelet.apiServer!.render(), /^# TYPE xs_kubelet_xs_heap_live_bytes gauge$/m);
 
     const none = rig({ kubeletApi: api });
-    assert.doesNotMatch(none.kubelet.apiServer!.registry.render(), /xs_kubelet_xs_heap/);
+    assert.doesNotMatch(none.kubelet.apiServer!.render(), /xs_kubelet_xs_heap/);
   });
 });
