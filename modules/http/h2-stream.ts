@@ -13,6 +13,9 @@ export interface StreamHooks {
   complete(stream: H2Stream): void;
 }
 
+/** The response headers a streaming request keeps (what ApiClient and the watch read). */
+const STREAM_HEADERS: readonly string[] = Object.freeze(["content-type", "date", "retry-after"]);
+
 export class H2Stream {
   readonly id: number;
   readonly exchange: Exchange;
@@ -60,8 +63,11 @@ export class H2Stream {
     this.status = status;
     if (status < 200) return true;
     this.exchange.request.onHead?.(status);
+    // A watch holds its response for minutes: of its headers only what the agent reads stays
+    // (audit-id and API Priority and Fairness's UIDs are 36 characters each, and never read).
+    const streaming = this.streaming;
     for (const [name, value] of fields) {
-      if (name[0] === ":") continue;
+      if (name[0] === ":" || (streaming && STREAM_HEADERS.indexOf(name) < 0)) continue;
       const had = this.headers.get(name);
       this.headers.set(name, had === undefined ? value : `${had}, ${value}`);
     }
