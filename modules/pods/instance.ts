@@ -23,47 +23,79 @@ export interface InstanceParts {
   exited(code: number, reason?: string, message?: string): void;
 }
 
-export function instanceIO(p: InstanceParts): WorkloadIO {
-  const { host, c, generation } = p;
+/**
+ * A class, not an object literal of closures: its methods are on the prototype (in flash on the
+ * board), so a running instance costs its fields and its pending timers' callbacks only.
+ */
+class InstanceIO implements WorkloadIO {
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly nodeName: string;
+  readonly podName: string;
+  readonly defaults: Readonly<Record<string, string>>;
+  readonly devices: Devices;
+  #p: InstanceParts;
+
+  constructor(p: InstanceParts) {
+    this.#p = p;
+    this.args = p.args;
+    this.env = p.env;
+    this.nodeName = p.nodeName;
+    this.podName = p.podName;
+    this.defaults = p.defaults;
+    this.devices = p.devices;
+  }
+
+  get #current(): boolean {
+    return this.#p.generation === this.#p.c.generation;
+  }
+
   /** A workload's timer callback; a throw ends the instance (exit code 1), never the agent. */
-  const guard = (fn: () => void) => {
-    if (generation !== c.generation) return;
+  #guard(fn: () => void): void {
+    if (!this.#current) return;
+    const { host, c } = this.#p;
     const t0 = host.monotonic();
     try {
       fn();
       c.cpuMs += host.monotonic() - t0;
     } catch (err) {
-      c.log.append(p.now(), `workload error: ${describeError(err)}`);
-      p.exited(1, "Error", describeError(err));
+      c.log.append(this.#p.now(), `workload error: ${describeError(err)}`);
+      this.#p.exited(1, "Error", describeError(err));
     }
-  };
-  const later = (ms: number, fn: () => void) => {
-    if (generation !== c.generation) return;
+  }
+
+  #later(ms: number, fn: () => void): void {
+    if (!this.#current) return;
+    const { host, c } = this.#p;
     const id = host.setTimer(() => {
       c.timers.delete(id);
-      if (generation === c.generation) fn();
+      if (this.#current) fn();
     }, Math.max(0, ms));
     c.timers.add(id);
-  };
-  return {
-    args: p.args,
-    env: p.env,
-    nodeName: p.nodeName,
-    podName: p.podName,
-    defaults: p.defaults,
-    devices: p.devices,
-    log: (line: string) => {
-      if (generation === c.generation) c.log.append(p.now(), String(line));
-    },
-    // Out of the workload's own call stack: it may exit from its start or a timer.
-    exit: (code: number) => later(0, () => p.exited(code)),
-    every: (ms: number, fn: () => void) => {
-      const tick = () => {
-        guard(fn);
-        later(ms, tick);
-      };
-      later(ms, tick);
-    },
-    after: (ms: number, fn: () => void) => later(ms, () => guard(fn)),
-  };
+  }
+
+  log(line: string): void {
+    if (this.#current) this.#p.c.log.append(this.#p.now(), String(line));
+  }
+
+  /** Out of the workload's own call stack: it may exit from its start or a timer. */
+  exit(code: number): void {
+    this.#later(0, () => this.#p.exited(code));
+  }
+
+  every(ms: number, fn: () => void): void {
+    const tick = () => {
+      this.#guard(fn);
+      this.#later(ms, tick);
+    };
+    this.#later(ms, tick);
+  }
+
+  after(ms: number, fn: () => void): void {
+    this.#later(ms, () => this.#guard(fn));
+  }
+}
+
+export function instanceIO(p: InstanceParts): WorkloadIO {
+  return new InstanceIO(p);
 }
