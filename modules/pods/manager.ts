@@ -29,7 +29,7 @@ import { instanceIO } from "./instance";
 import { resolveEnv } from "./env";
 import { PodStatusWriter } from "./status-writer";
 import { objectNameProblem } from "../k8s/names";
-import { adoptLost, admissionProblem, containerReadings, crashLoopWait, stoppedState, hex, isActive, podObjects, podRunFrom, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
+import { adoptLost, admissionProblem, containerReadings, crashLoopWait, stoppedState, hex, isActive, podObjects, podRunFrom, scheduledOf, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
 import { WorkloadError, type GpioPort, type Readings, type WorkloadRegistry } from "./workload";
 
 export interface PodContext {
@@ -143,7 +143,8 @@ export class PodManager {
       run = this.#admit(pod);
       if (!run) return;
     } else {
-      run.object = trimmed(pod);
+      run.objectJson = JSON.stringify(trimmed(pod));
+      run.scheduled = scheduledOf(pod);
       this.#specChanged(run, pod);
     }
     if (pod?.metadata?.deletionTimestamp && !run.deleting) this.#terminate(run);

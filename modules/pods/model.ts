@@ -54,8 +54,14 @@ export interface PodRun {
   restartPolicy: "Always" | "OnFailure" | "Never";
   memoryRequest: number;
   containers: ContainerRun[];
-  /** The trimmed object as last seen (for /pods and PodScheduled). */
-  object: any;
+  /**
+   * The trimmed object as last seen, as JSON text, for /pods: a string is one chunk, where the
+   * parsed tree of a Pod the API server wrote (volumes, tolerations, every defaulted field) is a
+   * hundred slots and more, held for the pod's life and read only by /pods.
+   */
+  objectJson: string;
+  /** Its PodScheduled condition (the scheduler's), kept apart: every status write carries it. */
+  scheduled: object | undefined;
   startTime: string;
   /** Admission said no: phase Failed with this reason and message. */
   rejected: { reason: string; message: string } | undefined;
@@ -81,6 +87,12 @@ export function trimmed(pod: any): any {
   }
   const scheduled = Array.isArray(pod?.status?.conditions) ? pod.status.conditions.filter((c: any) => c?.type === "PodScheduled") : [];
   return { apiVersion: "v1", kind: "Pod", metadata, spec: pod?.spec ?? {}, status: { conditions: scheduled } };
+}
+
+/** The pod's PodScheduled condition, a fresh object; undefined when it has none. */
+export function scheduledOf(pod: any): object | undefined {
+  const c = Array.isArray(pod?.status?.conditions) ? pod.status.conditions.find((x: any) => x?.type === "PodScheduled") : undefined;
+  return c && typeof c === "object" ? { ...c } : undefined;
 }
 
 export function restartPolicyOf(pod: any): PodRun["restartPolicy"] {
@@ -111,7 +123,7 @@ export function podStatusBody(run: PodRun, address: string, registry: WorkloadRe
     status.reason = run.rejected.reason;
     status.message = run.rejected.message;
   } else {
-    const scheduled = (run.object?.status?.conditions ?? []).find((c: any) => c?.type === "PodScheduled");
+    const scheduled = run.scheduled;
     const conditions: any[] = [];
     for (const type of CONDITIONS) {
       const c = run.conditions.get(type);
@@ -178,7 +190,8 @@ export function podRunFrom(pod: any, now: string, logBytes: number): PodRun {
     restartPolicy: restartPolicyOf(pod),
     memoryRequest,
     containers: [],
-    object: trimmed(pod),
+    objectJson: JSON.stringify(trimmed(pod)),
+    scheduled: scheduledOf(pod),
     startTime: typeof pod?.status?.startTime === "string" ? pod.status.startTime : now,
     rejected: undefined,
     terminal: phase === "Succeeded" || phase === "Failed",
@@ -281,7 +294,7 @@ export function admissionProblem(run: PodRun, pod: any, runs: Iterable<PodRun>, 
 export function podObjects(runs: Iterable<PodRun>, address: string, registry: WorkloadRegistry): object[] {
   const out: object[] = [];
   for (const run of runs) {
-    const o = JSON.parse(JSON.stringify(run.object));
+    const o = JSON.parse(run.objectJson);
     o.status = { ...(o.status ?? {}), ...podStatusBody(run, address, registry).status };
     out.push(o);
   }
