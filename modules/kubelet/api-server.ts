@@ -6,9 +6,9 @@ import type { ApiClient } from "../api/client";
 import type { Host, Listener } from "../host";
 import type { Http2Connection } from "../http/h2";
 import { KubeletAuth, apiReview } from "../server/auth";
-import { HttpServer, textResponse } from "../server/http-server";
-import { AGENT, AgentMetrics, MetricsRegistry, registerXsHeap, type ContainerReading } from "../server/metrics";
-import { createKubeletApi, summaryBody } from "../server/routes";
+import { HttpServer, textResponse, type ServerResponse } from "../server/http-server";
+import { AGENT, AgentMetrics, MetricsRegistry, registerXsHeap, type ContainerReading, type ResourceReading } from "../server/metrics";
+import { createKubeletApi, summaryBody, type KubeletApiSources } from "../server/routes";
 import { formatTime, type WallClock } from "../time/clock";
 import type { FailureKind } from "../util/retry";
 
@@ -30,7 +30,7 @@ export interface AgentState {
   /** The agent's credentials and their validity, for xs_kubelet_credential_expiry_seconds. */
   credentials?: { name: string; validity: { notAfter: number } }[];
   /** The device memory region (settings: memory_values), for GET /device/memory. */
-  memory?: () => Uint8Array;
+  memory: () => Uint8Array;
   /** The node's pods (the pod manager): /pods, /containerLogs, the container series of /metrics/resource. */
   pods?: {
     pods(): object[];
@@ -80,40 +80,7 @@ export class KubeletApiServer {
       metrics.set(AGENT.http2Goaways, api.protocol === "h2" ? (api.connection as Http2Connection).goaways : 0);
     });
     this.auth = new KubeletAuth({ nodeName, review: apiReview(api), now: () => host.monotonic(), log });
-    const handler = createKubeletApi(
-      {
-        pods: () => state.pods?.pods() ?? [],
-        memory: state.memory ? () => state.memory!().slice() : undefined,
-        logs: ({ namespace, pod, container, query }) => {
-          const out = state.pods?.logs(namespace, pod, container, query);
-          if (!out) return textResponse(404, `pod ${namespace}/${pod} is not on this node`);
-          if (out.status !== 200) return textResponse(out.status, out.message ?? "");
-          return { status: 200, headers: [["Content-Type", "text/plain"]], body: out.text ?? "", stream: out.follow };
-        },
-        metrics: () => this.render(),
-        resource: () => {
-          const u = host.usage?.();
-          // metrics-server drops a node reporting 0: no reading is better than a false one.
-          if (!u || !clock.anchored || u.cpuSeconds <= 0 || u.memoryBytes <= 0) return undefined;
-          return { cpuSeconds: u.cpuSeconds, memoryWorkingSetBytes: u.memoryBytes, timestampMs: Math.floor(clock.now()), containers: state.pods?.containers() };
-        },
-        summary: () => {
-          const u = host.usage?.();
-          const heap = host.heap();
-          const now = clock.anchored ? clock.now() : 0;
-          return summaryBody({
-            nodeName,
-            startTime: now ? formatTime(now - (host.monotonic() - state.bootAt)) : "",
-            time: now ? formatTime(now) : "",
-            usageCoreNanoSeconds: Math.round((u?.cpuSeconds ?? 0) * 1e9),
-            workingSetBytes: u?.memoryBytes ?? 0,
-            availableBytes: heap?.free ?? 0,
-          });
-        },
-        spec: () => ({ num_cores: 1, memory_capacity: host.heap()?.total ?? 0, machine_id: "", system_uuid: "", boot_id: "" }),
-      },
-      { auth: this.auth },
-    );
+    const handler = createKubeletApi(new AgentSources(host, clock, nodeName, state, () => this.render()), { auth: this.auth });
     this.server = new HttpServer(host, handler, { date: () => (clock.anchored ? clock.now() : undefined) });
   }
 
@@ -146,5 +113,72 @@ export class KubeletApiServer {
     this.#listener?.close();
     this.server.close();
     this.#listener = undefined;
+  }
+}
+
+/**
+ * What the routes serve, read from the agent's state. A class: its seven readers are prototype
+ * methods (in flash on the board), where an object literal of closures is a function object each
+ * for as long as the API is served.
+ */
+class AgentSources implements KubeletApiSources {
+  #host: Host;
+  #clock: WallClock;
+  #nodeName: string;
+  #state: AgentState;
+  #render: () => string;
+
+  constructor(host: Host, clock: WallClock, nodeName: string, state: AgentState, render: () => string) {
+    this.#host = host;
+    this.#clock = clock;
+    this.#nodeName = nodeName;
+    this.#state = state;
+    this.#render = render;
+  }
+
+  pods(): object[] {
+    return this.#state.pods?.pods() ?? [];
+  }
+
+  memory(): Uint8Array {
+    return this.#state.memory().slice();
+  }
+
+  logs({ namespace, pod, container, query }: { namespace: string; pod: string; container: string; query: string }): ServerResponse {
+    const out = this.#state.pods?.logs(namespace, pod, container, query);
+    if (!out) return textResponse(404, `pod ${namespace}/${pod} is not on this node`);
+    if (out.status !== 200) return textResponse(out.status, out.message ?? "");
+    return { status: 200, headers: [["Content-Type", "text/plain"]], body: out.text ?? "", stream: out.follow };
+  }
+
+  metrics(): string {
+    return this.#render();
+  }
+
+  resource(): ResourceReading | undefined {
+    const u = this.#host.usage?.();
+    const clock = this.#clock;
+    // metrics-server drops a node reporting 0: no reading is better than a false one.
+    if (!u || !clock.anchored || u.cpuSeconds <= 0 || u.memoryBytes <= 0) return undefined;
+    return { cpuSeconds: u.cpuSeconds, memoryWorkingSetBytes: u.memoryBytes, timestampMs: Math.floor(clock.now()), containers: this.#state.pods?.containers() };
+  }
+
+  summary(): object {
+    const host = this.#host;
+    const u = host.usage?.();
+    const heap = host.heap();
+    const now = this.#clock.anchored ? this.#clock.now() : 0;
+    return summaryBody({
+      nodeName: this.#nodeName,
+      startTime: now ? formatTime(now - (host.monotonic() - this.#state.bootAt)) : "",
+      time: now ? formatTime(now) : "",
+      usageCoreNanoSeconds: Math.round((u?.cpuSeconds ?? 0) * 1e9),
+      workingSetBytes: u?.memoryBytes ?? 0,
+      availableBytes: heap?.free ?? 0,
+    });
+  }
+
+  spec(): object {
+    return { num_cores: 1, memory_capacity: this.#host.heap()?.total ?? 0, machine_id: "", system_uuid: "", boot_id: "" };
   }
 }
