@@ -120,7 +120,7 @@ export class Watcher<T = any> {
     this.name = name;
     this.#options = options;
     this.#handler = handler;
-    this.#retry = new RetryPolicy(() => ctx.host.random());
+    this.#retry = new RetryPolicy(ctx.host);
     this.#maxEvent = options.maxEventBytes ?? (options.metadataOnly ? 4096 : 65536);
   }
 

@@ -81,7 +81,7 @@ export class EventRecorder {
     this.#burst = options.burst ?? 10;
     this.#refill = options.refillMs ?? 30_000;
     this.#loop = new TimerLoop(ctx.host, () => void this.#pump());
-    this.#retry = new RetryPolicy(() => ctx.host.random());
+    this.#retry = new RetryPolicy(ctx.host);
   }
 
   start(): void {

@@ -329,7 +329,7 @@ export class Kubelet {
 
   /** Runs a boot step until it works (or the agent stops), waiting as the retry policy says; returns how many attempts failed. */
   async #retry(what: string, step: () => Promise<void>): Promise<number> {
-    const retry = new RetryPolicy(() => this.host.random());
+    const retry = new RetryPolicy(this.host);
     let failed = 0;
     while (!this.#stopped) {
       try {

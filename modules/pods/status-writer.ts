@@ -42,7 +42,7 @@ export class PodStatusWriter {
     this.#forget = forget;
     this.#stats = stats;
     this.#loop = new TimerLoop(ctx.host, () => void this.#pump());
-    this.#retry = new RetryPolicy(() => ctx.host.random());
+    this.#retry = new RetryPolicy(ctx.host);
   }
 
   start(): void {

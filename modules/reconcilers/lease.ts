@@ -49,7 +49,7 @@ export class LeaseReconciler {
   constructor(ctx: AgentContext) {
     this.#ctx = ctx;
     this.#loop = new TimerLoop(ctx.host, () => void this.renew());
-    this.#retry = new RetryPolicy(() => ctx.host.random());
+    this.#retry = new RetryPolicy(ctx.host);
   }
 
   get intervalMs(): number {

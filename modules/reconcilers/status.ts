@@ -62,7 +62,7 @@ export class StatusReconciler {
     this.#ctx = ctx;
     this.#sources = sources;
     this.#loop = new TimerLoop(ctx.host, () => void this.tick());
-    this.#retry = new RetryPolicy(() => ctx.host.random());
+    this.#retry = new RetryPolicy(ctx.host);
     this.#bootAt = ctx.host.monotonic();
     const net = ctx.host.network();
     this.#reconnectsAtPush = net.reconnects;

@@ -53,17 +53,16 @@ export function retryAfterFloor(err: unknown): number {
 
 /** One loop's retry state: a fast backoff for network and API errors, slow ones for auth and certificates. */
 export class RetryPolicy {
-  #normal: Backoff;
-  #auth: Backoff;
-  #certificate: Backoff;
+  // Failures since the last success, per backoff (network and API errors; auth; certificates):
+  // three numbers rather than three Backoff objects, as every loop and watch has a policy.
+  #normal = 0;
+  #auth = 0;
+  #certificate = 0;
+  #source: { random(): number };
 
-  #random: () => number;
-
-  constructor(random: () => number) {
-    this.#random = random;
-    this.#normal = new Backoff(RETRY.normal, random);
-    this.#auth = new Backoff(RETRY.auth, random);
-    this.#certificate = new Backoff(RETRY.certificate, random);
+  /** source: where the jitter comes from (the host). */
+  constructor(source: { random(): number }) {
+    this.#source = source;
   }
 
   /**
@@ -71,16 +70,28 @@ export class RetryPolicy {
    * (an ApiError's retryAfterMs), capped at RETRY.retryAfterMaxMs, with the usual jitter on top.
    */
   next(kind: FailureKind, err?: unknown): number {
-    const delay = (kind === "auth" ? this.#auth : kind === "certificate" ? this.#certificate : this.#normal).nextDelay();
+    let attempt: number;
+    let options: BackoffOptions;
+    if (kind === "auth") {
+      attempt = this.#auth++;
+      options = RETRY.auth;
+    } else if (kind === "certificate") {
+      attempt = this.#certificate++;
+      options = RETRY.certificate;
+    } else {
+      attempt = this.#normal++;
+      options = RETRY.normal;
+    }
+    const delay = backoffDelay(attempt, options.initialMs, options.maxMs, options.jitter ?? RETRY.jitter, this.#source.random());
     const floor = retryAfterFloor(err);
     if (floor === 0) return delay;
-    return Math.max(delay, Math.round(floor * (1 + RETRY.jitter * this.#random())));
+    return Math.max(delay, Math.round(floor * (1 + RETRY.jitter * this.#source.random())));
   }
 
   /** After a success: the next failure starts from the shortest delay again. */
   reset(): void {
-    this.#normal.reset();
-    this.#auth.reset();
-    this.#certificate.reset();
+    this.#normal = 0;
+    this.#auth = 0;
+    this.#certificate = 0;
   }
 }
