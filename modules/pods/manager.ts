@@ -106,26 +106,37 @@ export class PodManager {
   }
 
   // ——— the watch ———
-  readonly handler: WatchHandler = {
-    replaced: (items) => {
-      const seen = new Set<string>();
-      // Pods that were running before (a reboot, a reconnect) first, then the oldest: who gets a slot.
-      const order = items.slice().sort((a: any, b: any) => this.#rank(a) - this.#rank(b) || String(a?.metadata?.creationTimestamp ?? "").localeCompare(String(b?.metadata?.creationTimestamp ?? "")));
-      for (const pod of order) {
-        const uid = pod?.metadata?.uid;
-        if (typeof uid !== "string") continue;
-        seen.add(uid);
-        this.#observe(pod);
-      }
-      for (const [uid, run] of [...this.#pods]) if (!seen.has(uid)) this.#forget(run, "gone from the API server");
-    },
-    added: (pod) => this.#observe(pod),
-    modified: (pod) => this.#observe(pod),
-    deleted: (pod) => {
-      const run = this.#pods.get(pod?.metadata?.uid);
-      if (run) this.#forget(run, "deleted");
-    },
-  };
+  /** The pods watch's handler: the manager itself (its four methods below: no closures to hold). */
+  get handler(): WatchHandler {
+    return this;
+  }
+
+  /** WatchHandler: everything bound to this node now. */
+  replaced(items: any[]): void {
+    const seen = new Set<string>();
+    // Pods that were running before (a reboot, a reconnect) first, then the oldest: who gets a slot.
+    const order = items.slice().sort((a: any, b: any) => this.#rank(a) - this.#rank(b) || String(a?.metadata?.creationTimestamp ?? "").localeCompare(String(b?.metadata?.creationTimestamp ?? "")));
+    for (const pod of order) {
+      const uid = pod?.metadata?.uid;
+      if (typeof uid !== "string") continue;
+      seen.add(uid);
+      this.#observe(pod);
+    }
+    for (const [uid, run] of [...this.#pods]) if (!seen.has(uid)) this.#forget(run, "gone from the API server");
+  }
+
+  added(pod: any): void {
+    this.#observe(pod);
+  }
+
+  modified(pod: any): void {
+    this.#observe(pod);
+  }
+
+  deleted(pod: any): void {
+    const run = this.#pods.get(pod?.metadata?.uid);
+    if (run) this.#forget(run, "deleted");
+  }
 
   #rank(pod: any): number {
     const statuses = pod?.status?.containerStatuses;

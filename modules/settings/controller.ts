@@ -102,34 +102,25 @@ export class SettingsController {
     return this.origin;
   }
 
-  readonly defaultsHandler: WatchHandler = this.#handler("defaults");
-  readonly nodeHandler: WatchHandler = this.#handler("node");
+  readonly defaultsHandler: WatchHandler = new SourceHandler(this, "defaults");
+  readonly nodeHandler: WatchHandler = new SourceHandler(this, "node");
 
-  #handler(which: "defaults" | "node"): WatchHandler {
-    const set = (o: any) => {
+  /**
+   * One ConfigMap's watch saw it (o) or saw it gone (undefined); listing: it came from a (re)list.
+   * For SourceHandler: not a part of the controller's use.
+   */
+  sourceSeen(which: "defaults" | "node", o: any, listing: boolean): void {
+    if (listing) this.#listed[which] = true;
+    let source: Source | undefined;
+    if (o !== undefined) {
       const data: Record<string, string> = {};
       const d = o?.data;
       if (d && typeof d === "object") for (const [k, v] of Object.entries(d)) if (typeof v === "string") data[k] = v;
-      const source = { data, resourceVersion: String(o?.metadata?.resourceVersion ?? "") };
-      if (which === "defaults") this.#defaults = source;
-      else this.#node = source;
-      this.#schedule();
-    };
-    const clear = () => {
-      if (which === "defaults") this.#defaults = undefined;
-      else this.#node = undefined;
-      this.#schedule();
-    };
-    return {
-      replaced: (items) => {
-        this.#listed[which] = true;
-        if (items.length) set(items[0]);
-        else clear();
-      },
-      added: set,
-      modified: set,
-      deleted: clear,
-    };
+      source = { data, resourceVersion: String(o?.metadata?.resourceVersion ?? "") };
+    }
+    if (which === "defaults") this.#defaults = source;
+    else this.#node = source;
+    this.#schedule();
   }
 
   #schedule(): void {
@@ -184,5 +175,32 @@ export class SettingsController {
 
   stop(): void {
     this.#ctx.host.clearTimer(this.#timer);
+  }
+}
+
+/** A settings ConfigMap's watch handler: four prototype methods over the controller, no closures. */
+class SourceHandler implements WatchHandler {
+  #controller: SettingsController;
+  #which: "defaults" | "node";
+
+  constructor(controller: SettingsController, which: "defaults" | "node") {
+    this.#controller = controller;
+    this.#which = which;
+  }
+
+  replaced(items: any[]): void {
+    this.#controller.sourceSeen(this.#which, items.length ? items[0] : undefined, true);
+  }
+
+  added(o: any): void {
+    this.#controller.sourceSeen(this.#which, o, false);
+  }
+
+  modified(o: any): void {
+    this.#controller.sourceSeen(this.#which, o, false);
+  }
+
+  deleted(): void {
+    this.#controller.sourceSeen(this.#which, undefined, false);
   }
 }
