@@ -40,7 +40,7 @@ import { Digest } from "crypt";
 import type { Listener as HostListener, ListenOptions, LogLevel, PeerInfo, ServerEvents, ServerSocket } from "../../modules/host";
 import { busy } from "./runtime";
 import { CLIENT_SIGNATURE_SCHEMES, publicKeyOf, verifyClientChain, verifyTlsSignature, type ClientIdentity } from "ssl/cert";
-import { closeQuietly, drainRecords, flushRecords, stepHandshake, tlsFailure, wireOf } from "./tls-record";
+import { closeQuietly, drainRecords, flushRecords, keepable, stepHandshake, tlsFailure, wireOf } from "./tls-record";
 
 const SHA256_OID = Object.freeze([2, 16, 840, 1, 101, 3, 4, 2, 1]);
 const SECP256R1 = 23;
@@ -456,10 +456,10 @@ export function createListen(log: (level: LogLevel, message: string) => void) {
     const tls = options.tls;
     let open = 0;
     const shared: Shared = {
-      certs: [tls.certificate.slice().buffer as ArrayBuffer],
+      certs: [keepable(tls.certificate)],
       key: PKCS8.parse(tls.key),
-      keyDer: tls.key.slice().buffer as ArrayBuffer,
-      clientCa: tls.clientCa ? [tls.clientCa.slice().buffer as ArrayBuffer] : [],
+      keyDer: keepable(tls.key),
+      clientCa: tls.clientCa ? [keepable(tls.clientCa)] : [],
       log,
       gone: () => {
         open--;
@@ -497,10 +497,10 @@ export function createListen(log: (level: LogLevel, message: string) => void) {
       // A renewed serving certificate: connections accepted from now on present it.
       update(next) {
         const key = PKCS8.parse(next.key);
-        shared.certs = [next.certificate.slice().buffer as ArrayBuffer];
+        shared.certs = [keepable(next.certificate)];
         shared.key = key;
-        shared.keyDer = next.key.slice().buffer as ArrayBuffer;
-        shared.clientCa = next.clientCa ? [next.clientCa.slice().buffer as ArrayBuffer] : [];
+        shared.keyDer = keepable(next.key);
+        shared.clientCa = next.clientCa ? [keepable(next.clientCa)] : [];
       },
       close() {
         try {

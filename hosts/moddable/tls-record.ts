@@ -23,6 +23,17 @@ export function tlsFailure(e: unknown): Error {
   return e instanceof Error ? e : new Error(message);
 }
 
+/**
+ * The SDK's TLS stack wants ArrayBuffers it keeps (certificates, keys, the CA) for as long as a
+ * connection or the listener lives. A view over all of its buffer (what Preferences and the CSR
+ * decoding give) is handed over as it is — nothing writes into these bytes — and anything else is
+ * copied: a second copy of a chain and a key is kilobytes of chunks held for nothing.
+ */
+export function keepable(bytes: Uint8Array): ArrayBuffer {
+  const buffer = bytes.buffer as ArrayBuffer;
+  return bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? buffer : (bytes.slice().buffer as ArrayBuffer);
+}
+
 /** TLS plaintext per record (2^14). */
 export const MAX_FRAGMENT = 16384;
 /**

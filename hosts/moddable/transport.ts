@@ -16,6 +16,7 @@ import UDP from "embedded:io/socket/udp";
 import Timer from "timer";
 import { busy } from "./runtime";
 import TLSStream from "./tls-stream";
+import { keepable } from "./tls-record";
 import { CERTIFICATE_REJECTED, certificateRejection, type ConnectTarget, type HostSocket, type LogLevel, type SocketEvents } from "../../modules/host";
 
 /** What both socket kinds offer once connected: write returns the room left. */
@@ -129,9 +130,9 @@ export function createConnector(options: TransportOptions): (target: ConnectTarg
           port: target.port,
           serverName: tls.serverName,
           verify: tls.verify,
-          certificate: tls.ca ? copy(tls.ca) : undefined,
-          clientCertificates: tls.clientCertificate ? [copy(tls.clientCertificate)] : undefined,
-          clientKey: tls.clientKey ? copy(tls.clientKey) : undefined,
+          certificate: tls.ca ? keepable(tls.ca) : undefined,
+          clientCertificates: tls.clientCertificate ? [keepable(tls.clientCertificate)] : undefined,
+          clientKey: tls.clientKey ? keepable(tls.clientKey) : undefined,
           // ALPN goes into the ClientHello; the SDK's ServerHello parser does not read the server's
           // choice back, so onConnect() reports none and the core tells h2 from HTTP/1.1 by the
           // server's first bytes (a SETTINGS frame, or "HTTP/").
@@ -205,10 +206,6 @@ export function createConnector(options: TransportOptions): (target: ConnectTarg
   };
 }
 
-/** The SDK's TLS stack wants ArrayBuffers it can keep. */
-function copy(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer as ArrayBuffer;
-}
 
 /** What the TLS stream or the session threw, for onClose: a refused certificate as the host contract marks it. */
 function tlsError(e: unknown): string {
