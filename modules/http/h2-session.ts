@@ -12,7 +12,7 @@ import {
 } from "./frames";
 import { FrameWriter, H2_LIMITS, HeaderBlock, Http2Unsupported, Liveness, requestFields, type Exchange } from "./h2-parts";
 import { H2Stream, type StreamHooks } from "./h2-stream";
-import { HpackDecoder, HpackEncoder, HpackError } from "./hpack";
+import { DEFAULT_UNINDEXED, HpackDecoder, HpackEncoder, HpackError } from "./hpack";
 import { HttpError, socketClosedError } from "./parser";
 import type { HttpStats } from "./types";
 
@@ -35,6 +35,17 @@ export interface SessionOptions {
   maxHeaderBytes: number;
 }
 
+/**
+ * What the agent's encoder indexes: every field but those whose values never repeat — the usual
+ * ones, and a watch's :path, new each time (its resourceVersion and timeoutSeconds). Indexed, each
+ * would sit in both ends' tables (ours in the agent's heap) and evict what does repeat, such as the
+ * Lease's path.
+ */
+function shouldIndex(name: string, value: string): boolean {
+  if (name === ":path") return value.indexOf("watch=1") < 0;
+  return DEFAULT_UNINDEXED.indexOf(name) < 0;
+}
+
 export class Http2Session {
   #host: Host;
   #target: ConnectTarget;
@@ -47,7 +58,7 @@ export class Http2Session {
   #writer: FrameWriter;
   #live: Liveness;
   #hooks: StreamHooks;
-  #encoder = new HpackEncoder({ maxTableSize: H2_LIMITS.headerTableSize });
+  #encoder = new HpackEncoder({ maxTableSize: H2_LIMITS.headerTableSize, shouldIndex });
   #decoder: HpackDecoder;
   #streams = new Map<number, H2Stream>();
   #nextId = 1;

@@ -24,7 +24,7 @@ export type EncoderField = readonly [name: string, value: string, sensitive?: bo
 const DEFAULT_MAX_HEADER_LIST = 16384;
 
 /** Names whose values rarely repeat: indexing them would only evict entries that do. */
-const DEFAULT_UNINDEXED: readonly string[] = Object.freeze(["content-length", "date", "etag", "if-modified-since", "if-none-match", "last-modified"]);
+export const DEFAULT_UNINDEXED: readonly string[] = Object.freeze(["content-length", "date", "etag", "if-modified-since", "if-none-match", "last-modified"]);
 
 export interface HpackDecoderOptions {
   /**
