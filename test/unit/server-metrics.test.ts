@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import type { XsHeapSample } from "../../modules/host";
 import { rig } from "../../tools/scenarios/harness";
-import { AGENT, AgentMetrics, DURATION_BUCKETS, METRICS_CONTENT_TYPE, MetricsRegistry, escapeHelp, escapeLabelValue, formatFloat, resourceMetricsText } from "../../modules/server/metrics";
+import { AGENT, AgentMetrics } from "../../modules/server/agent-metrics";
+import { DURATION_BUCKETS, METRICS_CONTENT_TYPE, MetricsRegistry, escapeHelp, escapeLabelValue, formatFloat, resourceMetricsText } from "../../modules/server/metrics";
 
 describe("metrics", () => {
   it("formats numbers as Go's strconv.FormatFloat(v, 'g', -1, 64)", () => {
