@@ -2,6 +2,7 @@
 // stream's flow control seen from its consumer, the frame writer and the liveness check.
 import type { Host, HostSocket, SocketEvents } from "../host";
 import { ErrorCode, FrameError, pingFrame } from "./frames";
+import { DEFAULT_UNINDEXED } from "./hpack";
 import { HttpError } from "./parser";
 import type { HttpRequest, HttpResponse, HttpStats } from "./types";
 
@@ -264,4 +265,15 @@ export function requestFields(request: HttpRequest, scheme: string, authority: s
   }
   if (bodyLength !== undefined) fields.push(["content-length", String(bodyLength)]);
   return fields;
+}
+
+/**
+ * What the agent's encoder indexes: every field but those whose values never repeat — the usual
+ * ones, and a watch's :path, new each time (its resourceVersion and timeoutSeconds). Indexed, each
+ * would sit in both ends' tables (ours in the agent's heap) and evict what does repeat, such as the
+ * Lease's path.
+ */
+export function shouldIndex(name: string, value: string): boolean {
+  if (name === ":path") return value.indexOf("watch=1") < 0;
+  return DEFAULT_UNINDEXED.indexOf(name) < 0;
 }

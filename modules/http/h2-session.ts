@@ -10,9 +10,9 @@ import {
   decodeRstStream, decodeSettings, decodeWindowUpdate, errorCodeName, goawayFrame, headersFrames, headersPayload, pingFrame, rstStreamFrame,
   settingsAckFrame, settingsFrame, windowUpdateFrame, type Frame,
 } from "./frames";
-import { FrameWriter, H2_LIMITS, HeaderBlock, Http2Unsupported, Liveness, requestFields, type Exchange } from "./h2-parts";
+import { FrameWriter, H2_LIMITS, HeaderBlock, Http2Unsupported, Liveness, requestFields, shouldIndex, type Exchange } from "./h2-parts";
 import { H2Stream, type StreamHooks } from "./h2-stream";
-import { DEFAULT_UNINDEXED, HpackDecoder, HpackEncoder, HpackError } from "./hpack";
+import { HpackDecoder, HpackEncoder, HpackError } from "./hpack";
 import { HttpError, socketClosedError } from "./parser";
 import type { HttpStats } from "./types";
 
@@ -33,17 +33,6 @@ export interface SessionOptions {
   maxBody: number;
   authority: string;
   maxHeaderBytes: number;
-}
-
-/**
- * What the agent's encoder indexes: every field but those whose values never repeat — the usual
- * ones, and a watch's :path, new each time (its resourceVersion and timeoutSeconds). Indexed, each
- * would sit in both ends' tables (ours in the agent's heap) and evict what does repeat, such as the
- * Lease's path.
- */
-function shouldIndex(name: string, value: string): boolean {
-  if (name === ":path") return value.indexOf("watch=1") < 0;
-  return DEFAULT_UNINDEXED.indexOf(name) < 0;
 }
 
 export class Http2Session {

@@ -185,7 +185,7 @@ export class Kubelet {
       new WorkloadRegistry(BUILTIN_WORKLOADS.slice()),
       { maxPods: Number(this.identity.capacity.pods), memoryBytes: host.heap()?.total, logBytes: options.podLogBytes },
     );
-    this.podWatch = new Watcher(ctx, `pods on ${options.nodeName}`, { path: paths.pods, fieldSelector: `spec.nodeName=${options.nodeName}` }, this.pods.handler);
+    this.podWatch = new Watcher(ctx, `pods on ${options.nodeName}`, { path: paths.pods, fieldSelector: `spec.nodeName=${options.nodeName}` }, this.pods);
     const firmware = firmwareSettings({ ledBrightness: this.led.cap, statusReportSeconds: ctx.options.statusReportSeconds, conditionCheckSeconds: ctx.options.conditionCheckSeconds, logLevel: "debug" });
     this.settings = new SettingsController({ host, nodeName: options.nodeName, log: (l, m) => this.#log(l, m), record: (spec) => this.events.record(spec) }, firmware, (s) => this.#applySettings(s, ctx));
     const cmPath = `/api/v1/namespaces/${SETTINGS_NAMESPACE}/configmaps`;

@@ -29,7 +29,7 @@ import { instanceIO } from "./instance";
 import { resolveEnv } from "./env";
 import { PodStatusWriter } from "./status-writer";
 import { objectNameProblem } from "../k8s/names";
-import { adoptLost, admissionProblem, containerReadings, crashLoopWait, stoppedState, hex, isActive, podObjects, podRunFrom, scheduledOf, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
+import { adoptLost, admissionOrder, admissionProblem, containerReadings, crashLoopWait, stoppedState, hex, isActive, podObjects, podRunFrom, scheduledOf, setCondition, trimmed, type ContainerRun, type PodRun, type State } from "./model";
 import { WorkloadError, type GpioPort, type Readings, type WorkloadRegistry } from "./workload";
 
 export interface PodContext {
@@ -67,7 +67,7 @@ const REFUSED_KEPT = 8;
 /** A configuration error (configmap missing, bad args) is tried again this often. */
 const CONFIG_RETRY_MS = 10_000;
 
-export class PodManager {
+export class PodManager implements WatchHandler {
   #ctx: PodContext;
   #registry: WorkloadRegistry;
   #options: Required<Omit<PodManagerOptions, "memoryBytes">> & { memoryBytes?: number };
@@ -105,18 +105,11 @@ export class PodManager {
     return n;
   }
 
-  // ——— the watch ———
-  /** The pods watch's handler: the manager itself (its four methods below: no closures to hold). */
-  get handler(): WatchHandler {
-    return this;
-  }
-
-  /** WatchHandler: everything bound to this node now. */
+  // ——— the watch: the manager is the pods watch's handler (prototype methods, no closures to hold) ———
+  /** Everything bound to this node now. */
   replaced(items: any[]): void {
     const seen = new Set<string>();
-    // Pods that were running before (a reboot, a reconnect) first, then the oldest: who gets a slot.
-    const order = items.slice().sort((a: any, b: any) => this.#rank(a) - this.#rank(b) || String(a?.metadata?.creationTimestamp ?? "").localeCompare(String(b?.metadata?.creationTimestamp ?? "")));
-    for (const pod of order) {
+    for (const pod of admissionOrder(items)) {
       const uid = pod?.metadata?.uid;
       if (typeof uid !== "string") continue;
       seen.add(uid);
@@ -136,11 +129,6 @@ export class PodManager {
   deleted(pod: any): void {
     const run = this.#pods.get(pod?.metadata?.uid);
     if (run) this.#forget(run, "deleted");
-  }
-
-  #rank(pod: any): number {
-    const statuses = pod?.status?.containerStatuses;
-    return Array.isArray(statuses) && statuses.some((s: any) => s?.containerID) ? 0 : 1;
   }
 
   #observe(pod: any): void {

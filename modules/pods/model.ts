@@ -89,6 +89,12 @@ export function trimmed(pod: any): any {
   return { apiVersion: "v1", kind: "Pod", metadata, spec: pod?.spec ?? {}, status: { conditions: scheduled } };
 }
 
+/** A (re)list's pods in the order they are admitted: those that were running before (a reboot, a reconnect) first, then the oldest — who gets a slot. */
+export function admissionOrder(items: any[]): any[] {
+  const rank = (pod: any) => (Array.isArray(pod?.status?.containerStatuses) && pod.status.containerStatuses.some((s: any) => s?.containerID) ? 0 : 1);
+  return items.slice().sort((a: any, b: any) => rank(a) - rank(b) || String(a?.metadata?.creationTimestamp ?? "").localeCompare(String(b?.metadata?.creationTimestamp ?? "")));
+}
+
 /** The pod's PodScheduled condition, a fresh object; undefined when it has none. */
 export function scheduledOf(pod: any): object | undefined {
   const c = Array.isArray(pod?.status?.conditions) ? pod.status.conditions.find((x: any) => x?.type === "PodScheduled") : undefined;
